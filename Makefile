@@ -1,0 +1,62 @@
+# One-command entry points. Every target creates .venv and installs the package on first use;
+# the install is redone only when pyproject.toml changes (the stamp records its hash).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+
+SUBMISSION ?= clb_imdn
+DATA ?= samples
+DEVICE ?= auto
+SPLIT ?= val
+ZOO ?= $(ESR_NTIRE2022_ZOO)
+RUN_DIR ?= results/runs/latest
+PYTEST_ARGS ?=
+
+.PHONY: help venv test bench lint evaluate table2 train clean
+
+help:
+	@echo "make evaluate SUBMISSION=clb_imdn [DATA=samples|/path/to/DIV2K] [DEVICE=auto|cuda|cpu]"
+	@echo "make test        run the test suite (builds .venv on first use)"
+	@echo "make bench       run the pytest-benchmark suite"
+	@echo "make lint        ruff"
+	@echo "make table2 DATA=/path/to/DIV2K ZOO=/path/to/NTIRE2022_ESR"
+	@echo "make train DATA=/path/to/DIV2K"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not cuda or cuda" --benchmark-enable --benchmark-only tests $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check harness tests
+	$(BIN)/ruff format --check harness tests
+
+evaluate: $(STAMP)
+	$(BIN)/esr evaluate $(SUBMISSION) --data $(DATA) --split $(SPLIT) --device $(DEVICE) --out $(RUN_DIR)
+	$(BIN)/esr leaderboard $(RUN_DIR) --style ntire2022
+
+table2: $(STAMP)
+	$(BIN)/esr evaluate ntire2022:table2 imdn_baseline --zoo $(ZOO) --data $(DATA) --split val --device $(DEVICE) --out results/runs/table2-val
+	$(BIN)/esr evaluate ntire2022:table2 imdn_baseline --zoo $(ZOO) --data $(DATA) --split test --device $(DEVICE) --out results/runs/table2-test
+	$(BIN)/esr leaderboard results/runs/table2-val results/runs/table2-test --style table2 --published
+
+train: $(STAMP)
+	$(BIN)/esr train --config configs/clb_imdn_stage1.yaml --data $(DATA)
+	$(BIN)/esr train --config configs/clb_imdn_stage2.yaml --data $(DATA)
+	$(BIN)/esr collapse results/runs/train/clb_imdn_stage2/best.pth --out results/runs/train/clb_imdn_collapsed.pth
+	$(BIN)/esr evaluate clb_imdn --weights results/runs/train/clb_imdn_collapsed.pth --data $(DATA) --device $(DEVICE)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
