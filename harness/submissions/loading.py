@@ -1,0 +1,156 @@
+"""Loading weights into a built model: safe unpickling, key selection, strict matching with a report.
+
+Checkpoints are read with ``torch.load(..., weights_only=True)``: a file that needs arbitrary pickle
+(it could run code) is refused unless the caller trusts it. Loading is strict; a mismatch is one
+line listing the first missing, unexpected and wrongly shaped keys with their counts. A model class
+may define ``load_submission_state_dict(state_dict)`` to load differently (the CLB model collapses a
+training-form checkpoint that way); otherwise ``load_state_dict(strict=True)`` is used.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.errors import HarnessError
+from harness.submissions.building import build_model, summarise_exception
+from harness.submissions.manifest import Submission
+from harness.submissions.weights import WeightsSource, resolve_weights
+
+_SHOW = 5  # keys shown per kind of mismatch
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to run (eval mode, no gradients) and the identities of what it was built from."""
+
+    model: nn.Module
+    submission: Submission
+    weights_sha256: str | None
+    weights_path: Path | None
+    weights_source: WeightsSource | None
+
+
+def load_model(
+    submission: Submission,
+    *,
+    weights: Path | None = None,
+    model_zoo: Path | None = None,
+    cache_dir: Path | None = None,
+    trust_weights: bool = False,
+    device: str | torch.device = "cpu",
+    allow_download: bool = True,
+) -> LoadedModel:
+    """Build the submission's model, find and verify its weights, load them strictly, move to ``device``."""
+    model = build_model(submission)  # first: a broken model file should not cost a download
+    resolved = resolve_weights(
+        submission, explicit=weights, model_zoo=model_zoo, cache_dir=cache_dir, allow_download=allow_download
+    )
+    if resolved is not None:
+        checkpoint = read_checkpoint(resolved.path, trust_weights=trust_weights)
+        state_dict = select_state_dict(submission, checkpoint, resolved.path)
+        apply_state_dict(submission, model, state_dict, resolved.path)
+    model = model.to(device).eval()
+    model.requires_grad_(False)
+    return LoadedModel(
+        model=model,
+        submission=submission,
+        weights_sha256=resolved.sha256 if resolved else None,
+        weights_path=resolved.path if resolved else None,
+        weights_source=resolved.source if resolved else None,
+    )
+
+
+def read_checkpoint(path: Path, *, trust_weights: bool = False) -> Any:
+    """``torch.load`` on CPU; without ``trust_weights`` only tensors and plain containers are accepted."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust_weights)
+    except pickle.UnpicklingError as error:
+        if trust_weights:
+            raise HarnessError(f"{path}: cannot read weights: {summarise_exception(error)}") from error
+        detail = str(error).strip().splitlines()
+        found = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), "")
+        raise HarnessError(
+            f"{path}: refused to load: the checkpoint holds Python objects beyond tensors, and unpickling "
+            f"them can run arbitrary code{f' ({found})' if found else ''}; pass --trust-weights "
+            "if you trust its source"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise HarnessError(f"{path}: cannot read weights: {summarise_exception(error)}") from error
+
+
+def select_state_dict(submission: Submission, checkpoint: Any, path: Path) -> dict[str, torch.Tensor]:
+    """Apply ``weights.state_dict_key`` and ``weights.strip_prefix``; refuse anything but a state dict."""
+    spec = submission.weights
+    key = spec.state_dict_key if spec else None
+    if key is not None:
+        if not isinstance(checkpoint, Mapping) or key not in checkpoint:
+            holds = _preview(list(checkpoint)) if isinstance(checkpoint, Mapping) else type(checkpoint)
+            raise submission.error("weights.state_dict_key", f"{key!r} not in {path} (it holds: {holds})")
+        checkpoint = checkpoint[key]
+    if isinstance(checkpoint, nn.Module):
+        checkpoint = checkpoint.state_dict()  # a whole pickled model, accepted only with --trust-weights
+    is_mapping = isinstance(checkpoint, Mapping)
+    if not is_mapping or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        nested = [k for k, v in checkpoint.items() if isinstance(v, Mapping)] if is_mapping else []
+        hint = f"; set weights.state_dict_key to one of: {', '.join(map(str, nested))}" if nested else ""
+        raise submission.error(
+            "weights", f"{path} is not a state dict of tensors ({type(checkpoint).__name__}){hint}"
+        )
+    prefix = spec.strip_prefix if spec else None
+    if prefix:
+        return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in checkpoint.items()}
+    return dict(checkpoint)
+
+
+def apply_state_dict(
+    submission: Submission, model: nn.Module, state_dict: dict[str, torch.Tensor], path: Path
+) -> None:
+    """Load strictly, through the model's own hook when it has one; a mismatch is a one-line report."""
+    hook = getattr(model, "load_submission_state_dict", None)
+    if callable(hook):
+        try:
+            hook(state_dict)
+        except HarnessError:
+            raise
+        except (RuntimeError, KeyError, ValueError) as error:
+            report = mismatch_report(model, state_dict)
+            detail = report or " ".join(str(error).split())
+            message = f"{path} does not fit {type(model).__name__}: {detail}"
+            raise submission.error("weights", message) from error
+        return
+    report = mismatch_report(model, state_dict)
+    if report:
+        raise submission.error("weights", f"{path} does not fit {type(model).__name__}: {report}")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def mismatch_report(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> str:
+    """Missing keys, unexpected keys and shape differences (first few of each, with counts); '' if none."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    shapes = [
+        f"{k} {list(state_dict[k].shape)} vs model {list(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): {_preview(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): {_preview(unexpected)}")
+    if shapes:
+        parts.append(f"{len(shapes)} shape difference(s): {_preview(shapes)}")
+    return "; ".join(parts)
+
+
+def _preview(items: list[Any]) -> str:
+    shown = ", ".join(str(item) for item in items[:_SHOW])
+    return shown + (f", ... (+{len(items) - _SHOW} more)" if len(items) > _SHOW else "")
