@@ -1,0 +1,100 @@
+"""The complexity counter reproduces the organisers' published numbers and their counting rules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from harness.complexity import Complexity, count_complexity, parse_input_size
+from harness.models.imdn import IMDN
+from harness.models.rfdn import RFDN
+
+# The organisers' figures at a 3x256x256 input (NTIRE 2022 Efficient SR report and test_demo.py logs).
+ORGANISERS = {
+    "imdn_baseline": (lambda: IMDN(nb=8), Complexity(893_936, 58_531_512_320, 154_140_672, 43)),
+    "rfdn_baseline": (RFDN, Complexity(433_448, 27_102_622_560, 112_034_240, 64)),
+    "team26_imdn_nb7": (lambda: IMDN(nb=7), Complexity(790_496, 51_757_711_360, 136_314_880, 38)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ORGANISERS))
+def test_matches_the_organisers_numbers(name):
+    build, expected = ORGANISERS[name]
+    assert count_complexity(build()) == expected
+
+
+@pytest.mark.parametrize(
+    ("blocks", "millions"), [(8, "0.8939"), (7, "0.7905"), (6, "0.6871"), (5, "0.5836"), (4, "0.4802")]
+)
+def test_pruned_imdn_params_match_the_seed_table_1(blocks, millions):
+    params = sum(p.numel() for p in IMDN(nb=blocks).parameters())
+    assert f"{params / 1e6:.4f}" == millions
+
+
+class _Toy(nn.Module):
+    """Every counted module type, a module called twice, and uncounted functional work."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.act = nn.LeakyReLU(0.1)
+        self.grouped = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=4, bias=False)
+        self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.prelu = nn.PReLU()
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.bn(self.conv(x)))
+        x = self.act(self.grouped(x))  # the same activation module, called a second time
+        x = torch.sigmoid(x) * 2  # functional: not counted
+        x = self.prelu(self.up(x))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def _reference_count(model: _Toy, height: int, width: int) -> Complexity:
+    """The organisers' rules restated independently, by walking _Toy's layers with known shapes."""
+    flops = activations = num_conv = 0
+
+    def conv(layer: nn.Conv2d | nn.ConvTranspose2d, out_h: int, out_w: int) -> None:
+        nonlocal flops, activations, num_conv
+        kh, kw = layer.kernel_size
+        flops += kh * kw * layer.in_channels * (layer.out_channels // layer.groups) * out_h * out_w
+        activations += layer.out_channels * out_h * out_w
+        num_conv += 1
+
+    conv(model.conv, height, width)
+    flops += 2 * 8 * height * width  # affine BatchNorm2d: two per element
+    flops += 8 * height * width  # LeakyReLU, first call
+    half_h, half_w = (height + 1) // 2, (width + 1) // 2
+    conv(model.grouped, half_h, half_w)
+    flops += 8 * half_h * half_w  # LeakyReLU, second call
+    conv(model.up, 2 * half_h, 2 * half_w)
+    flops += 4 * (2 * half_h) * (2 * half_w)  # PReLU
+    flops += 1 * 4 * 5  # Linear: batch * in * out
+    params = sum(p.numel() for p in model.parameters())
+    return Complexity(params, flops, activations, num_conv)
+
+
+@pytest.mark.parametrize(("height", "width"), [(16, 16), (15, 22)])
+def test_counting_rules_against_an_independent_walk(height, width):
+    model = _Toy()
+    assert count_complexity(model, (3, height, width)) == _reference_count(model, height, width)
+
+
+def test_counter_leaves_the_model_untouched():
+    model = IMDN(nb=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    count_complexity(model, (3, 8, 8))
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not model._forward_hooks and all(not m._forward_hooks for m in model.modules())
+
+
+def test_input_size_parsing():
+    assert parse_input_size("3x256x256") == (3, 256, 256)
+    for bad in ("256x256", "3x0x4", "3xax4", ""):
+        with pytest.raises(ValueError, match="3x256x256"):
+            parse_input_size(bad)
