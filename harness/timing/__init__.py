@@ -1,0 +1,28 @@
+"""Timing, peak memory and machine fingerprint for runtime measurements (model-agnostic)."""
+
+from harness.timing.fingerprint import (
+    IDENTITY_FIELDS,
+    device_fingerprint,
+    fingerprint_id,
+    nvml_snapshot,
+    set_cudnn_benchmark,
+)
+from harness.timing.memory import PeakMemory
+from harness.timing.stats import RuntimeStats
+from harness.timing.timer import CudaEventTimer, PerfCounterTimer, Timer, make_timer, time_call, warm_up
+
+__all__ = [
+    "IDENTITY_FIELDS",
+    "CudaEventTimer",
+    "PeakMemory",
+    "PerfCounterTimer",
+    "RuntimeStats",
+    "Timer",
+    "device_fingerprint",
+    "fingerprint_id",
+    "make_timer",
+    "nvml_snapshot",
+    "set_cudnn_benchmark",
+    "time_call",
+    "warm_up",
+]

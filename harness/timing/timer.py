@@ -1,0 +1,119 @@
+"""Latency of one call of a zero-argument callable; the timing core knows nothing about models.
+
+The runner hands over a closure that runs the forward pass on an input already on the device, so
+what is timed is exactly that call: on CUDA the span between two events recorded on the current
+stream right before and after it (as the official NTIRE 2022 script), on the CPU the
+``time.perf_counter`` interval around it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+import torch
+
+from harness.errors import HarnessError
+from harness.timing.devices import as_device
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+
+
+class Timer(Protocol):
+    """Times one call: ``result, elapsed_ms = timer.time(fn)``."""
+
+    method: str
+
+    def time(self, fn: Callable[[], T]) -> tuple[T, float]: ...
+
+
+class PerfCounterTimer:
+    """Wall-clock timer for the CPU (the clock can be replaced in tests)."""
+
+    method = "perf_counter"
+
+    def __init__(self, clock: Clock = time.perf_counter) -> None:
+        self._clock = clock
+
+    def time(self, fn: Callable[[], T]) -> tuple[T, float]:
+        start = self._clock()
+        result = fn()
+        return result, (self._clock() - start) * 1000.0
+
+
+class CudaEventTimer:
+    """GPU timer: CUDA events recorded around the call, then a device synchronisation.
+
+    The events measure GPU time between the two markers on the stream, including any gap while
+    the host is still launching kernels, which is what the official script reports. The
+    synchronisation also makes ``fn``'s result safe to read afterwards.
+    """
+
+    method = "cuda_event"
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        with torch.cuda.device(device):
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._end = torch.cuda.Event(enable_timing=True)
+
+    def time(self, fn: Callable[[], T]) -> tuple[T, float]:
+        with torch.cuda.device(self.device):
+            self._start.record()
+            result = fn()
+            self._end.record()
+            torch.cuda.synchronize(self.device)
+        return result, float(self._start.elapsed_time(self._end))
+
+
+def make_timer(device: torch.device | str) -> Timer:
+    """The protocol's timer for ``device``: CUDA events on a GPU, ``perf_counter`` on the CPU."""
+    resolved = as_device(device)
+    if resolved.type == "cuda":
+        return CudaEventTimer(resolved)
+    return PerfCounterTimer()
+
+
+def warm_up(
+    timer: Timer,
+    fn: Callable[[], object],
+    *,
+    min_seconds: float = 1.0,
+    min_passes: int = 1,
+    max_passes: int = 50,
+    clock: Clock = time.perf_counter,
+) -> int:
+    """Call ``fn`` until ``min_seconds`` of wall time have passed; return the number of passes.
+
+    At least ``min_passes`` and at most ``max_passes`` calls are made (``max_passes=0`` turns the
+    warm-up off, as in the official script). Calls go through ``timer`` so that each one has
+    finished on the device before the wall clock is read again.
+    """
+    if not math.isfinite(min_seconds) or min_seconds < 0:
+        raise HarnessError(f"warm-up min_seconds must be a non-negative number, got {min_seconds!r}")
+    if min_passes < 0 or max_passes < min_passes:
+        raise HarnessError(
+            f"warm-up passes need 0 <= min_passes <= max_passes, got min_passes={min_passes}, "
+            f"max_passes={max_passes}"
+        )
+    start = clock()
+    passes = 0
+    while passes < max_passes and (passes < min_passes or clock() - start < min_seconds):
+        timer.time(fn)
+        passes += 1
+    return passes
+
+
+def time_call(timer: Timer, fn: Callable[[], T], *, repeats: int = 1) -> tuple[T, float]:
+    """Call ``fn`` ``repeats`` times; return the last result and the median latency in ms."""
+    if repeats < 1:
+        raise HarnessError(f"repeats must be at least 1, got {repeats!r}")
+    latencies = []
+    for _ in range(repeats):
+        result, elapsed_ms = timer.time(fn)
+        latencies.append(elapsed_ms)
+    return result, statistics.median(latencies)
