@@ -1,0 +1,1 @@
+"""Training the seed's model: two-stage CLB-IMDN training, online collapse, DDP, export (`esr train`)."""

@@ -1,0 +1,188 @@
+"""Training patches: decoded images kept ready, random aligned LR/HR crops, a resumable sampler.
+
+Every random choice (which image, where to crop, which flip) is a pure function of the training
+seed and a global sample number, never of worker scheduling or of an RNG that lives in a worker.
+That is what makes a resumed run bit-for-bit identical to an uninterrupted one, and what lets
+several DDP processes draw disjoint samples without talking to each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from harness.atomic import atomic_path
+from harness.errors import HarnessError
+
+
+@dataclass(frozen=True)
+class TrainImage:
+    """One training pair: LR and its HR (mod-cropped to scale times the LR size), uint8 HxWx3."""
+
+    name: str
+    lr: np.ndarray
+    hr: np.ndarray
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        np.save(handle, array)
+
+
+def load_training_images(
+    items: Sequence[object], *, scale: int, cache: str, cache_dir: Path
+) -> list[TrainImage]:
+    """Decode every pair once; LR missing from the dataset is made from HR and cached on disk.
+
+    ``items`` are the dataset's ``ImagePair`` entries (``name``, ``lr_path``, ``hr_path``). The
+    cache is keyed by the sha256 of the image files, so a changed file is never served stale.
+    With ``cache="npy"`` decoded arrays are written as .npy files and memory-mapped: DataLoader
+    workers then share one copy through the page cache and later runs skip PNG decoding. With
+    ``cache="memory"`` arrays are held in RAM; only LR made from HR is written to disk.
+    """
+    from harness.data import read_image
+    from harness.imresize import imresize, modcrop
+
+    images = []
+    for item in items:
+        if item.hr_path is None:
+            raise HarnessError(f"training image {item.name}: the dataset has no HR image for it")
+        hr_path = Path(item.hr_path)
+        key = _file_sha256(hr_path)[:24]
+        if item.lr_path is not None:
+            key += "-" + _file_sha256(Path(item.lr_path))[:24]
+        hr_npy = cache_dir / f"{key}.hr.npy"
+        lr_npy = cache_dir / f"{key}.lr_x{scale}.npy"
+        if cache == "npy" and hr_npy.exists() and lr_npy.exists():
+            images.append(
+                TrainImage(item.name, np.load(lr_npy, mmap_mode="r"), np.load(hr_npy, mmap_mode="r"))
+            )
+            continue
+        hr = modcrop(read_image(hr_path), scale)
+        if item.lr_path is not None:
+            lr = read_image(Path(item.lr_path))
+        elif lr_npy.exists():
+            lr = np.load(lr_npy)
+        else:
+            lr = imresize(hr, 1.0 / scale)
+            _save_npy(lr_npy, lr)
+        if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
+            raise HarnessError(
+                f"training image {item.name}: LR {lr.shape[1]}x{lr.shape[0]} times {scale} does not match "
+                f"HR {hr.shape[1]}x{hr.shape[0]} ({item.lr_path})"
+            )
+        if cache == "npy":
+            _save_npy(hr_npy, hr)
+            if not lr_npy.exists():
+                _save_npy(lr_npy, lr)
+            lr, hr = np.load(lr_npy, mmap_mode="r"), np.load(hr_npy, mmap_mode="r")
+        images.append(TrainImage(item.name, lr, hr))
+    if not images:
+        raise HarnessError("the training dataset has no images")
+    return images
+
+
+def check_patch_fits(images: Sequence[TrainImage], patch_size: int, *, source: str) -> None:
+    """Fail before training when an LR image is smaller than the configured patch."""
+    for image in images:
+        height, width = image.lr.shape[:2]
+        if height < patch_size or width < patch_size:
+            raise HarnessError(
+                f"{source}: data.patch_size {patch_size} is larger than training image {image.name} "
+                f"(LR {width}x{height})"
+            )
+
+
+class PatchDataset(Dataset):
+    """Maps a global sample number to an aligned (LR, HR) patch pair as float tensors in [0, 1].
+
+    Sample ``k`` belongs to epoch ``k // N`` (N images); each epoch visits every image once in a
+    seeded random order, so the data seen is the same for any number of processes or workers.
+    """
+
+    def __init__(
+        self, images: Sequence[TrainImage], *, patch_size: int, scale: int, augment: bool, seed: int
+    ):
+        self.images = list(images)
+        self.patch_size = patch_size
+        self.scale = scale
+        self.augment = augment
+        self.seed = seed
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _image_index(self, sample: int) -> int:
+        epoch, position = divmod(sample, len(self.images))
+        if self._order is None or self._order[0] != epoch:
+            order = np.random.default_rng([self.seed, 0, epoch]).permutation(len(self.images))
+            self._order = (epoch, order)
+        return int(self._order[1][position])
+
+    def __getitem__(self, sample: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[self._image_index(sample)]
+        rng = np.random.default_rng([self.seed, 1, sample])
+        p, s = self.patch_size, self.scale
+        height, width = image.lr.shape[:2]
+        top = int(rng.integers(0, height - p + 1))
+        left = int(rng.integers(0, width - p + 1))
+        lr = np.asarray(image.lr[top : top + p, left : left + p])
+        hr = np.asarray(image.hr[top * s : (top + p) * s, left * s : (left + p) * s])
+        if self.augment:
+            flip_h, flip_v, transpose = (bool(b) for b in rng.integers(0, 2, size=3))
+            lr, hr = _augment(lr, flip_h, flip_v, transpose), _augment(hr, flip_h, flip_v, transpose)
+        return _to_chw(lr), _to_chw(hr)
+
+
+def _augment(img: np.ndarray, flip_h: bool, flip_v: bool, transpose: bool) -> np.ndarray:
+    """The eight flips and 90-degree rotations of a square patch, as three independent choices."""
+    if flip_h:
+        img = img[:, ::-1]
+    if flip_v:
+        img = img[::-1]
+    if transpose:
+        img = img.transpose(1, 0, 2)
+    return img
+
+
+def _to_chw(img: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 -> float32 3xHxW in [0, 1], the same division as the evaluation's input."""
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div(255.0)
+
+
+class IterationSampler(Sampler[int]):
+    """An endless distributed sampler over global sample numbers, able to start at any iteration.
+
+    At iteration ``i`` with ``world_size`` processes of ``batch_size`` samples each, process
+    ``rank`` gets samples ``(i * world_size + rank) * batch_size + j``. Unlike
+    ``torch.utils.data.DistributedSampler`` it needs no epoch bookkeeping and can resume mid-epoch
+    by starting from ``start_iteration``.
+    """
+
+    def __init__(self, *, batch_size: int, rank: int = 0, world_size: int = 1, start_iteration: int = 0):
+        self.batch_size = batch_size
+        self.rank = rank
+        self.world_size = world_size
+        self.start_iteration = start_iteration
+
+    def __iter__(self) -> Iterator[int]:
+        iteration = self.start_iteration
+        while True:
+            first = (iteration * self.world_size + self.rank) * self.batch_size
+            yield from range(first, first + self.batch_size)
+            iteration += 1
