@@ -1,0 +1,33 @@
+"""Who produced a result: harness version and the git commit it ran from (with a dirty flag)."""
+
+from __future__ import annotations
+
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+from harness import __version__
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(_REPO_ROOT), *args], capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return completed.stdout.strip()
+
+
+@lru_cache(maxsize=1)
+def harness_identity() -> dict[str, object]:
+    """Version, commit and dirty flag; commit and dirty are None outside a git checkout."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {
+        "version": __version__,
+        "git_commit": commit,
+        "git_dirty": None if status is None else bool(status),
+    }
