@@ -1,0 +1,207 @@
+"""Evaluation protocols: the fixed rules of a challenge, read from ``<name>.yaml`` in this package.
+
+A protocol file becomes a frozen :class:`Protocol` at once; a missing, unknown or wrongly typed key
+is an error naming the file and the key, so a typo can never silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from harness.errors import HarnessError
+
+__all__ = [
+    "Constraints",
+    "Protocol",
+    "PublishedBaseline",
+    "ReferenceData",
+    "TimingProtocol",
+    "list_protocols",
+    "load_protocol",
+    "parse_protocol",
+]
+
+_PROTOCOL_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class TimingProtocol:
+    """How latencies are taken; field names match ``harness.runner.TimingSettings``."""
+
+    cudnn_benchmark: bool
+    warmup_seconds: float
+    warmup_min_passes: int
+    warmup_max_passes: int
+    repeats: int
+    statistic: str
+
+
+@dataclass(frozen=True)
+class ReferenceData:
+    """The data on which the absolute PSNR limit is stated (DIV2K val for ntire2022)."""
+
+    dataset: str
+    split: str
+    num_images: int
+
+    def matches(self, dataset: dict[str, Any]) -> bool:
+        """True when a run's dataset description is this data, complete (name case-insensitive)."""
+        name = str(dataset.get("name") or "").lower()
+        return (
+            name == self.dataset.lower()
+            and dataset.get("split") == self.split
+            and dataset.get("num_images") == self.num_images
+        )
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """The challenge constraints, in the units the result records use (counts, ratios, dB)."""
+
+    params_max: int
+    runtime_ratio_max: float
+    psnr_min_db: float
+    psnr_reference_data: ReferenceData
+    psnr_proxy_margin_db: float
+
+
+@dataclass(frozen=True)
+class PublishedBaseline:
+    """The organisers' published baseline figures: the scale for published runtimes."""
+
+    team: str
+    ave_time_ms: float
+    val_time_ms: float
+    test_time_ms: float
+    val_psnr_db: float
+    test_psnr_db: float
+    params: int
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One evaluation protocol, validated; see ``ntire2022.yaml`` for the meaning of each field."""
+
+    name: str
+    version: int
+    description: str
+    scale: int
+    border: int
+    fidelity_channel: str
+    reported_channels: tuple[str, ...]
+    baseline: str
+    timing: TimingProtocol
+    constraints: Constraints
+    published_baseline: PublishedBaseline
+
+
+_T = TypeVar("_T")
+# Fields whose value is itself a section of the file.
+_NESTED: dict[str, type] = {
+    "timing": TimingProtocol,
+    "constraints": Constraints,
+    "psnr_reference_data": ReferenceData,
+    "published_baseline": PublishedBaseline,
+}
+_CHANNELS = ("rgb", "y")
+_STATISTICS = ("mean", "median")
+
+
+def _check_type(value: Any, expected: type, where: str) -> Any:
+    """``value`` as ``expected``; ints are accepted for floats, bools never pass as numbers."""
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, bool) and expected is not bool:
+        raise HarnessError(f"{where}: expected {expected.__name__}, got a boolean")
+    if not isinstance(value, expected):
+        raise HarnessError(f"{where}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls: type[_T], data: Any, where: str) -> _T:
+    """Make dataclass ``cls`` from mapping ``data``: every field required, no other key allowed."""
+    if not isinstance(data, dict):
+        raise HarnessError(f"{where}: expected a mapping, got {type(data).__name__}")
+    names = [field.name for field in fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        hint = difflib.get_close_matches(str(unknown[0]), names, n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise HarnessError(f"{where}: unknown key {unknown[0]!r}{suggestion}")
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise HarnessError(f"{where}: missing key {missing[0]!r}")
+    values: dict[str, Any] = {}
+    for field in fields(cls):  # type: ignore[arg-type]
+        value = data[field.name]
+        key = f"{where}.{field.name}"
+        if field.name in _NESTED:
+            values[field.name] = _build(_NESTED[field.name], value, key)
+        elif field.name == "reported_channels":
+            if not isinstance(value, list) or not value:
+                raise HarnessError(f"{key}: expected a non-empty list of channels")
+            values[field.name] = tuple(_check_type(item, str, key) for item in value)
+        else:
+            kind = {"int": int, "float": float, "str": str, "bool": bool}[str(field.type)]
+            values[field.name] = _check_type(value, kind, key)
+    return cls(**values)
+
+
+def _validate(protocol: Protocol, where: str) -> None:
+    """Checks across fields: positive sizes, known channels, limits that can be met."""
+    if protocol.version < 1:
+        raise HarnessError(f"{where}.version: must be >= 1, got {protocol.version}")
+    if protocol.scale not in (2, 3, 4):
+        raise HarnessError(f"{where}.scale: must be 2, 3 or 4, got {protocol.scale}")
+    if protocol.border < 0:
+        raise HarnessError(f"{where}.border: must be >= 0, got {protocol.border}")
+    for channel in (protocol.fidelity_channel, *protocol.reported_channels):
+        if channel not in _CHANNELS:
+            raise HarnessError(f"{where}: channel {channel!r} is not one of {', '.join(_CHANNELS)}")
+    timing = protocol.timing
+    if timing.statistic not in _STATISTICS:
+        raise HarnessError(f"{where}.timing.statistic: must be one of {', '.join(_STATISTICS)}")
+    if timing.warmup_seconds < 0 or timing.repeats < 1:
+        raise HarnessError(f"{where}.timing: warmup_seconds must be >= 0 and repeats >= 1")
+    if not 1 <= timing.warmup_min_passes <= timing.warmup_max_passes:
+        raise HarnessError(f"{where}.timing: need 1 <= warmup_min_passes <= warmup_max_passes")
+    limits = protocol.constraints
+    if limits.params_max <= 0 or limits.runtime_ratio_max <= 0 or limits.psnr_proxy_margin_db < 0:
+        raise HarnessError(f"{where}.constraints: params_max and runtime_ratio_max must be > 0, margin >= 0")
+    if protocol.published_baseline.ave_time_ms <= 0:
+        raise HarnessError(f"{where}.published_baseline.ave_time_ms: must be > 0")
+
+
+def parse_protocol(data: Any, *, source: str) -> Protocol:
+    """Validate the mapping loaded from a protocol file; ``source`` names it in error messages."""
+    protocol = _build(Protocol, data, source)
+    _validate(protocol, source)
+    return protocol
+
+
+def list_protocols() -> list[str]:
+    """Names of the protocols shipped with the harness."""
+    return sorted(path.stem for path in _PROTOCOL_DIR.glob("*.yaml"))
+
+
+def load_protocol(name: str) -> Protocol:
+    """The shipped protocol ``name``; an unknown name is an error that lists close matches."""
+    available = list_protocols()
+    if name not in available:
+        close = difflib.get_close_matches(name, available, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise HarnessError(f"unknown protocol {name!r}: {hint}available: {', '.join(available)}")
+    path = _PROTOCOL_DIR / f"{name}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise HarnessError(f"{path}: not valid YAML ({error.__class__.__name__})") from error
+    protocol = parse_protocol(data, source=str(path))
+    if protocol.name != name:
+        raise HarnessError(f"{path}: name is {protocol.name!r}, expected {name!r} (the file's stem)")
+    return protocol
