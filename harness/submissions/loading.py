@@ -10,6 +10,7 @@ training-form checkpoint that way); otherwise ``load_state_dict(strict=True)`` i
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,15 +75,31 @@ def read_checkpoint(path: Path, *, trust_weights: bool = False) -> Any:
     except pickle.UnpicklingError as error:
         if trust_weights:
             raise HarnessError(f"{path}: cannot read weights: {summarise_exception(error)}") from error
-        detail = str(error).strip().splitlines()
-        found = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), "")
-        raise HarnessError(
-            f"{path}: refused to load: the checkpoint holds Python objects beyond tensors, and unpickling "
-            f"them can run arbitrary code{f' ({found})' if found else ''}; pass --trust-weights "
-            "if you trust its source"
-        ) from None
+        raise HarnessError(f"{path}: {_explain_refusal(str(error))}") from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise HarnessError(f"{path}: cannot read weights: {summarise_exception(error)}") from error
+        first_sentence = str(error).strip().split(". ")[0].rstrip(".")
+        raise HarnessError(
+            f"{path}: cannot read weights: {type(error).__name__}: {first_sentence}"
+        ) from error
+
+
+def _explain_refusal(message: str) -> str:
+    """Say why the safe unpickler stopped: a Python object it will not build, or unreadable data."""
+    found = re.search(r"GLOBAL (\S+)", message)
+    if found:
+        return (
+            f"refused to load: the checkpoint holds Python objects beyond tensors ({found.group(1)}), and "
+            "unpickling them can run arbitrary code; pass --trust-weights if you trust its source"
+        )
+    lines = [line.strip() for line in message.splitlines()]
+    after = lines[next((i for i, line in enumerate(lines) if "WeightsUnpickler error" in line), len(lines)) :]
+    detail = next(
+        (line.split("error:")[-1].strip() for line in after if line.split("error:")[-1].strip()), ""
+    )
+    return (
+        f"cannot read weights safely ({detail or 'unpickling failed'}): the file is corrupt or not a PyTorch "
+        "checkpoint; if it comes from a trusted source, --trust-weights reads it with full pickle"
+    )
 
 
 def select_state_dict(submission: Submission, checkpoint: Any, path: Path) -> dict[str, torch.Tensor]:
