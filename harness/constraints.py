@@ -1,0 +1,173 @@
+"""The challenge constraints as records: what was expected, what was found, and the verdict.
+
+Every check runs, even after another has failed, and an exception inside a check is a failed check
+whose note says why, never a skip: a result is valid only when every record says passed. The
+constraints come from the protocol file, so the numbers live in one place:
+
+- ``complete``: the submission ran (status ``ok``) on every image of the dataset;
+- ``params``: parameter count <= the protocol's limit (an exact count);
+- ``runtime``: protocol runtime statistic / the baseline's, measured in the same run on the same
+  device, <= the limit ratio (1.0): a ratio, so it holds on any GPU;
+- ``psnr``: on the protocol's reference data (complete DIV2K val) PSNR >= 29.00 dB; on any other data
+  PSNR >= the baseline's PSNR on that data minus the protocol margin, labelled ``proxy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.protocols import Protocol
+
+__all__ = ["ConstraintResult", "apply_constraints", "check_constraints", "find_baseline", "is_valid"]
+
+
+@dataclass(frozen=True)
+class ConstraintResult:
+    """One verdict. ``kind`` is absolute, relative (to the baseline), proxy or completeness."""
+
+    name: str
+    value: float | None
+    limit: float | None
+    operator: str
+    passed: bool
+    kind: str
+    unit: str
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _CheckError(Exception):
+    """A precondition of one check failed (e.g. no baseline); its message becomes the note."""
+
+
+def _number(record: dict[str, Any], key: str, who: str) -> float:
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _CheckError(f"{who} has no numeric {key!r} (got {value!r})")
+    return float(value)
+
+
+def _runtime(record: dict[str, Any], statistic: str, who: str) -> float:
+    runtime = record.get("runtime_ms")
+    if not isinstance(runtime, dict):
+        raise _CheckError(f"{who} has no runtime_ms record")
+    return _number(runtime, statistic, f"{who} runtime_ms")
+
+
+def _usable_baseline(baseline: dict[str, Any] | None, protocol: Protocol) -> dict[str, Any]:
+    if baseline is None:
+        raise _CheckError(f"no baseline result ({protocol.baseline}) in this run to compare with")
+    if baseline.get("status") != "ok":
+        raise _CheckError(f"the baseline {protocol.baseline} failed: {baseline.get('error')}")
+    return baseline
+
+
+def _complete(result: dict[str, Any], dataset: dict[str, Any]) -> ConstraintResult:
+    expected = dataset.get("num_images")
+    evaluated = result.get("num_images")
+    if evaluated is None and isinstance(result.get("per_image"), list):
+        evaluated = len(result["per_image"])
+    status = result.get("status")
+    note = f"status {status}: {result.get('error')}" if status != "ok" else ""
+    passed = status == "ok" and isinstance(expected, int) and evaluated == expected
+    if status == "ok" and not passed:
+        note = f"{evaluated} of {expected} images evaluated (a partial result is never ranked)"
+    return ConstraintResult("complete", evaluated, expected, "==", passed, "completeness", "images", note)
+
+
+def _params(result: dict[str, Any], protocol: Protocol) -> ConstraintResult:
+    limit = protocol.constraints.params_max
+    value = _number(result, "params", "result")
+    return ConstraintResult("params", value, limit, "<=", value <= limit, "absolute", "parameters")
+
+
+def _runtime_ratio(
+    result: dict[str, Any], baseline: dict[str, Any] | None, protocol: Protocol
+) -> ConstraintResult:
+    statistic = protocol.timing.statistic
+    limit = protocol.constraints.runtime_ratio_max
+    mine = _runtime(result, statistic, "result")
+    reference = _runtime(_usable_baseline(baseline, protocol), statistic, "baseline")
+    if reference <= 0:
+        raise _CheckError(f"baseline runtime {statistic} is {reference} ms, cannot divide by it")
+    ratio = mine / reference
+    note = f"{statistic} {mine:.2f} ms / {protocol.baseline} {reference:.2f} ms, same run and device"
+    return ConstraintResult("runtime", ratio, limit, "<=", ratio <= limit, "relative", "x baseline", note)
+
+
+def _psnr(
+    result: dict[str, Any], baseline: dict[str, Any] | None, protocol: Protocol, dataset: dict[str, Any]
+) -> ConstraintResult:
+    key = f"psnr_{protocol.fidelity_channel}"
+    limits = protocol.constraints
+    value = _number(result, key, "result")
+    reference = limits.psnr_reference_data
+    if reference.matches(dataset):
+        limit = limits.psnr_min_db
+        return ConstraintResult("psnr", value, limit, ">=", value >= limit, "absolute", f"dB ({key})")
+    base = _number(_usable_baseline(baseline, protocol), key, "baseline")
+    limit = base - limits.psnr_proxy_margin_db
+    note = (
+        f"proxy for {limits.psnr_min_db:.2f} dB on {reference.dataset} {reference.split}: "
+        f"{protocol.baseline} {base:.4f} dB on {dataset.get('name')} minus {limits.psnr_proxy_margin_db} dB"
+    )
+    return ConstraintResult("psnr", value, limit, ">=", value >= limit, "proxy", f"dB ({key})", note)
+
+
+def _guarded(name: str, kind: str, unit: str, check: Callable[[], ConstraintResult]) -> ConstraintResult:
+    """Run one check; any exception becomes a failed record whose note says why."""
+    try:
+        return check()
+    except _CheckError as error:
+        return ConstraintResult(name, None, None, "", False, kind, unit, str(error))
+    except Exception as error:  # noqa: BLE001 - a crashing check is a failure, never a skip
+        return ConstraintResult(
+            name, None, None, "", False, kind, unit, f"check raised {type(error).__name__}: {error}"
+        )
+
+
+def check_constraints(
+    result: dict[str, Any], *, baseline: dict[str, Any] | None, protocol: Protocol, dataset: dict[str, Any]
+) -> list[ConstraintResult]:
+    """Judge one result record against ``protocol``; every check runs and each gives one record.
+
+    ``baseline`` is the protocol baseline's record from the same run (same device and data), or
+    None when the run has none: the checks that need it then fail with a note saying so.
+    ``dataset`` is the run's dataset description (name, split, num_images, ...).
+    """
+    proxy_kind = "absolute" if protocol.constraints.psnr_reference_data.matches(dataset) else "proxy"
+    return [
+        _guarded("complete", "completeness", "images", lambda: _complete(result, dataset)),
+        _guarded("params", "absolute", "parameters", lambda: _params(result, protocol)),
+        _guarded("runtime", "relative", "x baseline", lambda: _runtime_ratio(result, baseline, protocol)),
+        _guarded("psnr", proxy_kind, "dB", lambda: _psnr(result, baseline, protocol, dataset)),
+    ]
+
+
+def is_valid(constraints: list[ConstraintResult]) -> bool:
+    """A result is valid only when there are verdicts and every one passed."""
+    return bool(constraints) and all(item.passed for item in constraints)
+
+
+def find_baseline(run: dict[str, Any], protocol: Protocol) -> dict[str, Any] | None:
+    """The baseline's record in a run document (by the run's ``baseline`` name, else the protocol's)."""
+    name = run.get("baseline") or protocol.baseline
+    matches = [record for record in run.get("results", []) if record.get("submission") == name]
+    return matches[0] if matches else None
+
+
+def apply_constraints(run: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
+    """A copy of run document ``run`` with ``constraints`` and ``valid`` filled in for every record."""
+    baseline = find_baseline(run, protocol)
+    dataset = run.get("dataset") or {}
+    results = []
+    for record in run.get("results", []):
+        verdicts = check_constraints(record, baseline=baseline, protocol=protocol, dataset=dataset)
+        results.append(
+            {**record, "constraints": [item.as_dict() for item in verdicts], "valid": is_valid(verdicts)}
+        )
+    return {**run, "results": results}

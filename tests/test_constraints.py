@@ -1,0 +1,188 @@
+"""Constraint verdicts and the protocol file they come from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.constraints import apply_constraints, check_constraints, find_baseline, is_valid
+from harness.errors import HarnessError
+from harness.protocols import load_protocol, parse_protocol
+
+PROTOCOL = load_protocol("ntire2022")
+DIV2K_VAL = {"name": "DIV2K", "split": "val", "num_images": 100, "scale": 4}
+SET5 = {"name": "Set5", "split": None, "num_images": 5, "scale": 4}
+
+
+def record(
+    name: str = "sub",
+    *,
+    psnr: float = 29.05,
+    ms: float = 40.0,
+    params: int = 500_000,
+    images: int = 100,
+    status: str = "ok",
+) -> dict[str, Any]:
+    return {
+        "submission": name,
+        "status": status,
+        "error": None if status == "ok" else "RuntimeError: boom",
+        "psnr_rgb": psnr,
+        "psnr_y": psnr + 1.8,
+        "runtime_ms": {"mean": ms, "median": ms, "p90": ms, "std": 0.0},
+        "params": params,
+        "num_images": images,
+    }
+
+
+BASELINE = record("imdn_baseline", psnr=29.13, ms=50.0, params=893_936)
+
+
+def verdicts(result: dict[str, Any], *, baseline: dict[str, Any] | None = BASELINE, dataset=DIV2K_VAL):
+    return {
+        item.name: item
+        for item in check_constraints(result, baseline=baseline, protocol=PROTOCOL, dataset=dataset)
+    }
+
+
+def test_protocol_file_states_the_challenge_rules() -> None:
+    assert (PROTOCOL.name, PROTOCOL.version, PROTOCOL.scale, PROTOCOL.border) == ("ntire2022", 1, 4, 4)
+    assert PROTOCOL.fidelity_channel == "rgb" and PROTOCOL.reported_channels == ("rgb", "y")
+    assert PROTOCOL.baseline == "imdn_baseline"
+    assert PROTOCOL.timing.cudnn_benchmark is False
+    assert PROTOCOL.constraints.params_max == 894_000
+    assert PROTOCOL.constraints.psnr_min_db == 29.00
+    # The proxy margin is IMDN's published margin over the limit on DIV2K val.
+    baseline = PROTOCOL.published_baseline
+    assert PROTOCOL.constraints.psnr_proxy_margin_db == pytest.approx(baseline.val_psnr_db - 29.00)
+    assert (baseline.val_time_ms + baseline.test_time_ms) / 2 == pytest.approx(baseline.ave_time_ms)
+
+
+def _protocol_data() -> dict[str, Any]:
+    import yaml
+
+    from harness import protocols
+
+    return yaml.safe_load((protocols._PROTOCOL_DIR / "ntire2022.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(borders=4), "unknown key 'borders'"),
+        (lambda d: d["constraints"].update(psnr_min=29), "unknown key 'psnr_min'"),
+        (lambda d: d.pop("scale"), "missing key 'scale'"),
+        (lambda d: d.update(border="4"), "border: expected int"),
+        (lambda d: d["timing"].update(cudnn_benchmark=1), "expected bool"),
+        (lambda d: d.update(fidelity_channel="ycbcr"), "channel 'ycbcr'"),
+    ],
+)
+def test_protocol_rejects_bad_files(edit, message: str) -> None:
+    data = _protocol_data()
+    edit(data)
+    with pytest.raises(HarnessError, match=message):
+        parse_protocol(data, source="ntire2022.yaml")
+
+
+def test_unknown_protocol_suggests_the_close_name() -> None:
+    with pytest.raises(HarnessError, match="did you mean 'ntire2022'"):
+        load_protocol("ntire22")
+
+
+def test_passing_entry_on_div2k_val_uses_the_absolute_limit() -> None:
+    found = verdicts(record(psnr=29.00, ms=49.0, params=893_936))
+    assert all(item.passed for item in found.values())
+    assert found["psnr"].kind == "absolute" and found["psnr"].limit == 29.00
+    assert found["runtime"].value == pytest.approx(49.0 / 50.0)
+    assert found["params"].limit == 894_000
+
+
+def test_limits_are_inclusive_and_exact() -> None:
+    assert not verdicts(record(psnr=28.999))["psnr"].passed
+    assert not verdicts(record(params=894_001))["params"].passed
+    assert verdicts(record(params=894_000))["params"].passed
+    # The baseline itself meets the runtime constraint: ratio exactly 1.
+    assert verdicts(BASELINE)["runtime"].value == 1.0 and verdicts(BASELINE)["runtime"].passed
+
+
+def test_other_data_uses_the_baseline_proxy() -> None:
+    baseline = record("imdn_baseline", psnr=30.3373, ms=50.0, images=5)
+    passing = verdicts(record(psnr=30.2926, images=5), baseline=baseline, dataset=SET5)["psnr"]
+    assert passing.kind == "proxy" and passing.passed
+    assert passing.limit == pytest.approx(30.3373 - 0.13)
+    assert "proxy" in passing.note and "Set5" in passing.note
+    failing = verdicts(record(psnr=30.20, images=5), baseline=baseline, dataset=SET5)["psnr"]
+    assert not failing.passed and failing.kind == "proxy"
+
+
+def test_partial_div2k_val_is_judged_by_the_proxy_not_the_absolute_limit() -> None:
+    partial_val = {**DIV2K_VAL, "num_images": 10}
+    found = verdicts(record(images=10), dataset=partial_val)
+    assert found["psnr"].kind == "proxy"
+
+
+def test_every_check_runs_after_one_fails() -> None:
+    found = verdicts(record(params=2_000_000, ms=80.0, psnr=28.5))
+    assert set(found) == {"complete", "params", "runtime", "psnr"}
+    assert found["complete"].passed
+    assert not found["params"].passed and found["params"].value == 2_000_000
+    assert not found["runtime"].passed and found["runtime"].value == pytest.approx(1.6)
+    assert not found["psnr"].passed and found["psnr"].value == 28.5
+
+
+class _ExplodingRecord(dict):
+    """A record whose params lookup raises, as a corrupt record could."""
+
+    def get(self, key, default=None):
+        if key == "params":
+            raise RuntimeError("corrupt params")
+        return super().get(key, default)
+
+
+def test_an_exception_inside_a_check_is_a_failure_not_a_skip() -> None:
+    found = verdicts(_ExplodingRecord(record()))
+    assert not found["params"].passed
+    assert "RuntimeError" in found["params"].note and "corrupt params" in found["params"].note
+    assert found["runtime"].passed and found["psnr"].passed  # the others still ran
+    assert not is_valid(list(found.values()))
+
+
+def test_missing_baseline_fails_the_checks_that_need_it() -> None:
+    found = verdicts(record(), baseline=None)
+    assert not found["runtime"].passed and "no baseline" in found["runtime"].note
+    assert found["psnr"].passed  # DIV2K val: absolute, no baseline needed
+    on_set5 = verdicts(record(images=5), baseline=None, dataset=SET5)
+    assert not on_set5["psnr"].passed and "no baseline" in on_set5["psnr"].note
+
+
+def test_failed_baseline_fails_relative_checks() -> None:
+    found = verdicts(record(), baseline=record("imdn_baseline", status="failed"))
+    assert not found["runtime"].passed and "failed" in found["runtime"].note
+
+
+def test_failed_and_partial_results_are_never_valid() -> None:
+    failed = verdicts(record(status="failed", images=0))
+    assert not failed["complete"].passed and "boom" in failed["complete"].note
+    partial = verdicts(record(images=99))
+    assert not partial["complete"].passed and "99 of 100" in partial["complete"].note
+    assert all(item.passed for name, item in partial.items() if name != "complete")
+    assert not is_valid(list(partial.values()))
+
+
+def test_results_are_dict_able() -> None:
+    item = verdicts(record())["params"].as_dict()
+    assert {"name", "value", "limit", "passed", "kind", "unit", "note", "operator"} <= set(item)
+
+
+def test_apply_constraints_fills_every_record() -> None:
+    run = {
+        "baseline": "imdn_baseline",
+        "dataset": DIV2K_VAL,
+        "results": [record(), record("slow", ms=60.0), BASELINE],
+    }
+    assert find_baseline(run, PROTOCOL) is BASELINE
+    judged = apply_constraints(run, PROTOCOL)
+    assert [r["valid"] for r in judged["results"]] == [True, False, True]
+    assert all(len(r["constraints"]) == 4 for r in judged["results"])
+    assert "valid" not in run["results"][0]  # the input is not modified
