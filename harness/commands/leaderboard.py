@@ -1,0 +1,64 @@
+"""`esr leaderboard`: rank measured runs (and the published results) in the official or Table-2 format."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import harness
+from harness.atomic import write_text_atomic
+from harness.leaderboard import FORMATS, STYLES, build_leaderboard, load_run, render, write_plot
+
+NAME = "leaderboard"
+HELP = "Rank run results in the NTIRE 2022 track format or the seed's Table 2, beside the published ones."
+EXAMPLE = (
+    "esr leaderboard results/runs/latest --published --style ntire2022 --plot board.png\n"
+    "  esr leaderboard --published    (the official table and the check that its ranks are reproduced)"
+)
+
+# The published tables ship with the repository, next to the package.
+PUBLISHED_DIR = Path(harness.__file__).resolve().parents[1] / "results" / "published"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "runs",
+        nargs="*",
+        metavar="RUN_DIR_OR_JSON",
+        help="run directories (holding results.json) or run JSON files from `esr evaluate --json`",
+    )
+    parser.add_argument(
+        "--published",
+        action="store_true",
+        help="add the published rows (official NTIRE 2022 table, or the seed's Table 2 with --style table2)",
+    )
+    parser.add_argument(
+        "--style", choices=STYLES, default="ntire2022", help="table layout (default ntire2022)"
+    )
+    parser.add_argument("--format", choices=FORMATS, default="md", help="output format (default md)")
+    parser.add_argument(
+        "--out", type=Path, help="write the table to this file (atomically) instead of stdout"
+    )
+    parser.add_argument(
+        "--plot", type=Path, metavar="PNG", help="also draw PSNR against runtime ratio to this PNG"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    runs = [load_run(path) for path in args.runs]
+    board = build_leaderboard(runs, style=args.style, published_dir=PUBLISHED_DIR if args.published else None)
+    text = render(board, args.format)
+    if args.out is not None:
+        write_text_atomic(args.out, text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if args.format == "csv":
+        # CSV carries the table only; the notes (what was measured, reproduction check) go to stderr.
+        for note in board.notes:
+            print(f"note: {note}", file=sys.stderr)
+    if args.plot is not None:
+        write_plot(board, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0

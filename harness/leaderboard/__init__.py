@@ -1,0 +1,69 @@
+"""Leaderboards of measured runs, optionally beside the published NTIRE 2022 results.
+
+Entry points:
+
+- :func:`load_run` reads a run file (``results.json`` in a run directory, or ``esr evaluate --json``);
+- :func:`build_leaderboard` turns comparable runs (one protocol version, one device) into a
+  :class:`Leaderboard` in the ``ntire2022`` track style or the seed's ``table2`` style;
+- :func:`render` writes it as Markdown, CSV, LaTeX or HTML; :func:`write_plot` draws it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.leaderboard.ntire2022 import build_ntire2022
+from harness.leaderboard.plot import write_plot
+from harness.leaderboard.published import load_official_table, load_seed_table
+from harness.leaderboard.render import FORMATS, render
+from harness.leaderboard.runs import RunFile, check_comparable, load_run
+from harness.leaderboard.table import Leaderboard
+from harness.leaderboard.table2 import build_table2
+from harness.protocols import Protocol, load_protocol
+
+__all__ = [
+    "FORMATS",
+    "STYLES",
+    "Leaderboard",
+    "RunFile",
+    "build_leaderboard",
+    "load_run",
+    "protocol_of",
+    "render",
+    "write_plot",
+]
+
+STYLES: tuple[str, ...] = ("ntire2022", "table2")
+DEFAULT_PROTOCOL = "ntire2022"
+
+
+def protocol_of(runs: Sequence[RunFile]) -> Protocol:
+    """The protocol the runs were measured under (checked to be one name and version for all)."""
+    protocol = load_protocol(runs[0].protocol if runs else DEFAULT_PROTOCOL)
+    check_comparable(runs, protocol=protocol.name, version=protocol.version)
+    return protocol
+
+
+def build_leaderboard(
+    runs: Sequence[RunFile],
+    *,
+    style: str = "ntire2022",
+    published_dir: Path | None = None,
+) -> Leaderboard:
+    """A leaderboard of ``runs`` in ``style``; ``published_dir`` (results/published) adds published rows.
+
+    Runs of different protocol versions or device fingerprints are refused (HarnessError). With no
+    run, ``published_dir`` is required and the published table alone is built.
+    """
+    if style not in STYLES:
+        raise HarnessError(f"--style {style}: expected one of {', '.join(STYLES)}")
+    if not runs and published_dir is None:
+        raise HarnessError("nothing to show: give a run directory or JSON file, or --published")
+    protocol = protocol_of(runs)
+    official = load_official_table(published_dir) if published_dir is not None else None
+    if style == "ntire2022":
+        return build_ntire2022(runs, protocol, official)
+    seed = load_seed_table(published_dir) if published_dir is not None else None
+    return build_table2(runs, protocol, seed=seed, official=official)

@@ -1,0 +1,153 @@
+"""Measured entries: result records of comparable runs, judged by the protocol's constraints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.constraints import ConstraintResult, check_constraints, find_baseline
+from harness.errors import HarnessError
+from harness.leaderboard.runs import RunFile, dataset_label, same_dataset
+from harness.leaderboard.table import PlotPanel
+from harness.protocols import Protocol
+
+__all__ = ["MeasuredEntry", "describe_measured", "measured_entries", "reference_panel", "run_summary"]
+
+
+@dataclass(frozen=True)
+class MeasuredEntry:
+    """One record with its run and its constraint verdicts (computed here, from the protocol)."""
+
+    run: RunFile
+    record: dict[str, Any]
+    constraints: tuple[ConstraintResult, ...]
+    is_baseline: bool = False
+
+    @property
+    def name(self) -> str:
+        return str(self.record["submission"])
+
+    def verdict(self, name: str) -> ConstraintResult:
+        return next(item for item in self.constraints if item.name == name)
+
+    @property
+    def valid(self) -> bool:
+        return all(item.passed for item in self.constraints)
+
+    @property
+    def runtime_ms(self) -> float | None:
+        runtime = self.record.get("runtime_ms")
+        value = runtime.get("mean") if isinstance(runtime, dict) else None
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def runtime_ratio(self) -> float | None:
+        """Runtime over the baseline's in the same run (None when there is no usable baseline)."""
+        return self.verdict("runtime").value
+
+    def number(self, key: str, scale: float = 1.0) -> float | None:
+        value = self.record.get(key)
+        return (
+            float(value) / scale if isinstance(value, int | float) and not isinstance(value, bool) else None
+        )
+
+    def problem(self, required: Sequence[str]) -> str:
+        """Why this entry is not ranked, given the constraints it must pass; '' when it is ranked.
+
+        The baseline is the reference the others are judged against: listed, never ranked (as in
+        the official table).
+        """
+        if self.is_baseline:
+            return "baseline: the constraint reference, not ranked"
+        if self.record.get("status") != "ok":
+            return f"failed: {self.record.get('error') or 'no reason recorded'}"
+        reasons = []
+        for item in self.constraints:
+            if item.name in required and not item.passed:
+                found = (
+                    "" if item.value is None else f" {item.value:.4g}, limit {item.operator} {item.limit:.4g}"
+                )
+                reasons.append(f"{item.name}{found}" + (f" ({item.note})" if item.note else ""))
+        return "not ranked: " + "; ".join(reasons) if reasons else ""
+
+
+def measured_entries(runs: Sequence[RunFile], protocol: Protocol) -> list[MeasuredEntry]:
+    """Entries of runs on one dataset; a submission may appear in one run only (the baseline excepted).
+
+    Each record is judged against the baseline of its own run, so every runtime ratio compares two
+    measurements taken in the same run on the same device.
+    """
+    if not runs:
+        return []
+    first = runs[0]
+    for run in runs[1:]:
+        if not same_dataset(first.dataset, run.dataset):
+            raise HarnessError(
+                f"{run.path}: dataset {dataset_label(run.dataset)} differs from "
+                f"{dataset_label(first.dataset)} in {first.path}; one leaderboard ranks one dataset "
+                "(use --style table2 for a val and a test run)"
+            )
+    entries: list[MeasuredEntry] = []
+    seen: dict[str, RunFile] = {}
+    for run in runs:
+        document = run.document
+        baseline = find_baseline(document, protocol)
+        for record in run.results:
+            name = record["submission"]
+            if name in seen:
+                if name == (run.baseline or protocol.baseline):
+                    continue
+                raise HarnessError(
+                    f"{run.path}: submission {name!r} is also in {seen[name].path}; give one of them"
+                )
+            seen[name] = run
+            verdicts = check_constraints(record, baseline=baseline, protocol=protocol, dataset=run.dataset)
+            is_baseline = baseline is not None and record is baseline
+            entries.append(MeasuredEntry(run, record, tuple(verdicts), is_baseline))
+    return entries
+
+
+def run_summary(run: RunFile, protocol: Protocol) -> str:
+    """What a run measured, where, and what its runtime ratios divide by."""
+    return (
+        f"{dataset_label(run.dataset)} on {run.device_name} (device {run.fingerprint_id}), "
+        f"protocol {protocol.name} v{protocol.version}; time = mean per image, ratio to "
+        f"{run.baseline or protocol.baseline} in the same run"
+    )
+
+
+def describe_measured(
+    runs: Sequence[RunFile], entries: Sequence[MeasuredEntry], protocol: Protocol
+) -> tuple[list[str], PlotPanel | None]:
+    """Note lines saying what was measured where, and the plot panel of the measured PSNR scale."""
+    if not runs:
+        return [], None
+    run = runs[0]
+    notes = [f"measured: {run_summary(run, protocol)}"]
+    limits = [entry.verdict("psnr") for entry in entries if entry.verdict("psnr").limit is not None]
+    if not limits:
+        return notes, None
+    verdict = limits[0]
+    if verdict.kind == "proxy":
+        notes.append(f"the PSNR condition on {run.dataset.get('name')} is a proxy: {verdict.note}")
+        label = f"proxy limit {verdict.limit:.2f} dB"
+    else:
+        label = f"{verdict.limit:.2f} dB"
+    panel = PlotPanel(
+        f"measured: {dataset_label(run.dataset)}",
+        ("measured",),
+        verdict.limit,
+        label,
+        verdict.kind == "proxy",
+    )
+    return notes, panel
+
+
+def reference_panel(protocol: Protocol) -> PlotPanel:
+    """The plot panel of published results: PSNR on the protocol's reference data, absolute limit."""
+    reference = protocol.constraints.psnr_reference_data
+    limit = protocol.constraints.psnr_min_db
+    return PlotPanel(
+        f"published: {reference.dataset} {reference.split}", ("published",), limit, f"{limit:.2f} dB"
+    )
