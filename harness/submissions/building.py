@@ -68,6 +68,8 @@ def import_model_module(submission: Submission) -> ModuleType:
     field_name = "model.module" if spec.module else "model.file"
     try:
         if spec.module:
+            if spec.root is not None:
+                _check_package_source(submission, spec.module.split(".")[0], spec.root)
             return importlib.import_module(spec.module)
         assert spec.file is not None
         return _import_file(submission, spec.file, spec.root)
@@ -161,7 +163,7 @@ def _import_file(submission: Submission, file: Path, root: Path | None) -> Modul
 def _check_package_source(submission: Submission, package: str, root: Path) -> None:
     """Refuse to mix two repositories that both define the same top-level package (``models``)."""
     loaded = sys.modules.get(package)
-    if loaded is None:
+    if loaded is None or not (root / package).exists():
         return
     locations = [Path(p).resolve() for p in getattr(loaded, "__path__", [])]
     if loaded.__file__:

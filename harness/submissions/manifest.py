@@ -173,6 +173,7 @@ class Submission:
                 "sha256": self.weights.sha256,
                 "state_dict_key": self.weights.state_dict_key,
                 "strip_prefix": self.weights.strip_prefix,
+                "instructions": self.weights.instructions,
             },
             "input_range": self.input_range,
             "scale": self.scale,

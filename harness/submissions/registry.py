@@ -112,12 +112,8 @@ def _resolve_zoo(spec: str, zoo: Path | None) -> list[Submission]:
             f"{spec}: ntire2022: submissions need --zoo PATH (or ESR_NTIRE2022_ZOO), "
             "a checkout of https://github.com/ofsoundof/NTIRE2022_ESR"
         )
-    try:
-        from harness import zoo as zoo_module
-    except ModuleNotFoundError as error:
-        if error.name != "harness.zoo":
-            raise
-        raise HarnessError(f"{spec}: this harness build has no ntire2022 zoo support") from None
+    from harness import zoo as zoo_module  # imported only when an official model is asked for
+
     resolved = zoo_module.resolve(spec, zoo)
     return [resolved] if isinstance(resolved, Submission) else list(resolved)
 

@@ -70,10 +70,9 @@ def resolve_weights(
     if spec is None:
         return None
     if spec.file is None and spec.url is None:
-        raise submission.error(
-            "weights",
-            f"no released weights; pass --weights PATH ({spec.instructions.strip()})",  # type: ignore[union-attr]
-        )
+        instructions = (spec.instructions or "").strip()
+        advice = "" if "--weights" in instructions else "; pass --weights PATH"
+        raise submission.error("weights", f"no weights file to load: {instructions}{advice}")
 
     file_name = Path(spec.file).name if spec.file else _url_file_name(submission)
     cache_file = (cache_dir or default_cache_dir()) / "weights" / file_name
