@@ -165,7 +165,24 @@ def mismatch_report(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) ->
         parts.append(f"{len(unexpected)} unexpected key(s): {_preview(unexpected)}")
     if shapes:
         parts.append(f"{len(shapes)} shape difference(s): {_preview(shapes)}")
+    prefix = _shared_prefix(missing, unexpected)
+    if prefix:
+        parts.append(
+            f"the checkpoint's keys carry the prefix {prefix!r}: set weights.strip_prefix: {prefix!r}"
+        )
     return "; ".join(parts)
+
+
+def _shared_prefix(missing: list[str], unexpected: list[str]) -> str | None:
+    """The prefix (``module.``) whose removal turns the unexpected keys into exactly the missing ones."""
+    if not missing or len(missing) != len(unexpected):
+        return None
+    first = unexpected[0]
+    for end in (i + 1 for i, char in enumerate(first) if char == "."):
+        prefix = first[:end]
+        if all(k.startswith(prefix) for k in unexpected) and {k[end:] for k in unexpected} == set(missing):
+            return prefix
+    return None
 
 
 def _preview(items: list[Any]) -> str:
