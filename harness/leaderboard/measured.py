@@ -130,8 +130,8 @@ def describe_measured(
         return notes, None
     verdict = limits[0]
     if verdict.kind == "proxy":
-        notes.append(f"the PSNR condition on {run.dataset.get('name')} is a proxy: {verdict.note}")
-        label = f"proxy limit {verdict.limit:.2f} dB"
+        notes.append(f"PSNR condition on {run.dataset.get('name')}: {verdict.note}")
+        label = f"{verdict.limit:.2f} dB (proxy)"
     else:
         label = f"{verdict.limit:.2f} dB"
     panel = PlotPanel(

@@ -130,6 +130,8 @@ def build_ntire2022(
     entries = measured_entries(runs, protocol)
     rows = _measured_rows(entries)
     notes, measured_panel = describe_measured(runs, entries, protocol)
+    if any(row["ranked"] and row["mem_mb"] is None for row in rows):
+        notes.append("Sub-Track 2 needs GPU memory: not scored for entries without it (a CPU run has none)")
     published_panel = None
     if official is not None:
         baseline = protocol.published_baseline

@@ -110,9 +110,12 @@ def _draw(axes: Axes, board: Leaderboard, panel: PlotPanel) -> None:
         if hidden:
             title += f" ({hidden} unranked below {low:.2f} dB not shown)"
     axes.set_xscale("log")
-    for axis in (axes.xaxis,):
-        axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
-        axis.set_minor_formatter(FuncFormatter(lambda value, _pos: f"{value:g}" if _nice(value) else ""))
+    low_x, high_x = axes.get_xlim()
+    narrow = high_x / low_x < 10  # within a decade, label every minor tick, else only 2, 3 and 5
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    axes.xaxis.set_minor_formatter(
+        FuncFormatter(lambda value, _pos: f"{value:g}" if narrow or _nice(value) else "")
+    )
     axes.set_xlabel("runtime / IMDN baseline (log scale)")
     axes.set_ylabel("PSNR [dB]")
     axes.set_title(title, fontsize=9)
