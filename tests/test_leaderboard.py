@@ -213,7 +213,7 @@ def write_run(
         "harness": {"version": "0.1.0", "git_commit": "abc", "git_dirty": False},
         "protocol": "ntire2022",
         "protocol_version": version,
-        "device": {"name": "Fake GPU", "fingerprint_id": fingerprint},
+        "device": {"gpu_name": "Fake GPU", "fingerprint_id": fingerprint},
         "dataset": dataset,
         "timing": {"cudnn_benchmark": False},
         "baseline": "imdn_baseline",
@@ -328,6 +328,7 @@ def test_table2_orders_by_val_psnr_merges_test_and_marks_missing_test(tmp_path: 
             result("fast", psnr=29.01, ms=25.0),
             result("best", psnr=29.06, ms=45.0),
             result("untested", psnr=29.09, ms=30.0),
+            result("flaky", psnr=29.03, ms=30.0),
             result("too_slow", psnr=29.20, ms=60.0),
             BASELINE,
         ],
@@ -337,13 +338,15 @@ def test_table2_orders_by_val_psnr_merges_test_and_marks_missing_test(tmp_path: 
         [
             result("fast", psnr=28.71, ms=24.0),
             result("best", psnr=28.75, ms=44.0),
+            result("flaky", status="failed"),
             {**BASELINE, "psnr_rgb": 28.78},
         ],
         dataset=DIV2K_TEST,
     )
     board = build_leaderboard([load_run(val), load_run(test)], style="table2")
     ranked = board.rows[board.rows["ranked"] == True]  # noqa: E712
-    assert list(ranked["team"]) == ["best", "fast", "untested \N{DAGGER}"]
+    assert list(ranked["team"]) == ["best", "fast", "untested \N{DAGGER}", "flaky \N{DAGGER}"]
+    assert ranked.iloc[3]["note"].startswith("test run failed: ValueError")
     best = ranked.iloc[0]
     assert best["avg_psnr"] == pytest.approx((29.06 + 28.75) / 2)
     assert best["val_ratio"] == pytest.approx(45 / 50) and best["test_ratio"] == pytest.approx(44 / 50)

@@ -42,7 +42,7 @@ class RunFile:
 
 def _require(mapping: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     value = mapping.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise HarnessError(f"{where}: field {key!r} is missing or not {getattr(kind, '__name__', kind)}")
     return value
 
@@ -77,9 +77,7 @@ def load_run(path: str | Path) -> RunFile:
         protocol=_require(document, "protocol", str, str(file)),
         protocol_version=_require(document, "protocol_version", int, str(file)),
         fingerprint_id=fingerprint,
-        device_name=str(
-            device.get("name") or device.get("gpu_name") or device.get("cpu_model") or fingerprint
-        ),
+        device_name=str(device.get("gpu_name") or device.get("cpu_model") or fingerprint),
         dataset=dataset,
         baseline=baseline if isinstance(baseline, str) else None,
         results=tuple(results),

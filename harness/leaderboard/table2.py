@@ -59,30 +59,31 @@ def _measured_rows(val: list[MeasuredEntry], test: dict[str, MeasuredEntry]) -> 
     ranked, others = [], []
     for entry in val:
         tested = test.get(entry.name)
-        usable_test = tested is not None and not tested.problem(("complete",))
+        test_note = ""
+        if tested is not None and tested.problem(("complete",)):
+            test_note = f"test run {tested.problem(('complete',))}"
+            tested = None  # a failed or partial test run counts as no test result
         val_psnr = entry.number("psnr_rgb")
-        test_psnr = tested.number("psnr_rgb") if usable_test and tested else None
+        test_psnr = None if tested is None else tested.number("psnr_rgb")
+        both = val_psnr is not None and test_psnr is not None
         row = {
             "source": "measured",
             "team": _label(entry.name, test_psnr is not None),
             "val_psnr": val_psnr,
             "test_psnr": test_psnr,
-            "avg_psnr": (val_psnr + test_psnr) / 2
-            if val_psnr is not None and test_psnr is not None
-            else None,
+            "avg_psnr": (val_psnr + test_psnr) / 2 if both else None,  # type: ignore[operator]
             "val_time_ms": entry.runtime_ms,
             "val_ratio": entry.runtime_ratio,
-            "test_time_ms": tested.runtime_ms if usable_test and tested else None,
-            "test_ratio": tested.runtime_ratio if usable_test and tested else None,
+            "test_time_ms": None if tested is None else tested.runtime_ms,
+            "test_ratio": None if tested is None else tested.runtime_ratio,
             "params_m": entry.number("params", 1e6),
             "valid": entry.valid,
-            "note": "" if tested is None or usable_test else f"test run {tested.problem(('complete',))}",
         }
         problem = entry.problem(("complete", "params", "runtime", "psnr"))
         if problem:
-            others.append({**row, "ranked": False, "note": problem})
+            others.append({**row, "ranked": False, "note": "; ".join(filter(None, (problem, test_note)))})
         else:
-            ranked.append({**row, "ranked": True})
+            ranked.append({**row, "ranked": True, "note": test_note})
     return _order(ranked) + others
 
 
