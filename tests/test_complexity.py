@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from harness.complexity import Complexity, count_complexity, parse_input_size
+from harness.models.clb import CLBIMDN, CLBIMDNForEval
 from harness.models.imdn import IMDN
 from harness.models.rfdn import RFDN
 
@@ -15,6 +16,11 @@ ORGANISERS = {
     "imdn_baseline": (lambda: IMDN(nb=8), Complexity(893_936, 58_531_512_320, 154_140_672, 43)),
     "rfdn_baseline": (RFDN, Complexity(433_448, 27_102_622_560, 112_034_240, 64)),
     "team26_imdn_nb7": (lambda: IMDN(nb=7), Complexity(790_496, 51_757_711_360, 136_314_880, 38)),
+    "clb_imdn": (CLBIMDNForEval, Complexity(790_496, 51_757_711_360, 136_314_880, 38)),
+    "clb_imdn_collapsed": (
+        lambda: CLBIMDN(expansion=1).collapse(),
+        Complexity(790_496, 51_757_711_360, 136_314_880, 38),
+    ),
 }
 
 
