@@ -1,0 +1,126 @@
+"""Options and steps shared by the commands that evaluate: where inputs come from, and the run itself.
+
+Environment variables are read here, at the edge, and passed down as plain arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.atomic import write_json_atomic
+from harness.constraints import apply_constraints
+from harness.data import open_dataset
+from harness.errors import HarnessError
+from harness.protocols import load_protocol
+from harness.runner import RunConfig, TimingSettings, evaluate_run, resolve_device
+from harness.submissions import resolve_many, resolve_submission
+
+
+def _env_path(variable: str) -> Path | None:
+    value = os.environ.get(variable)
+    return Path(value) if value else None
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """--model-zoo / --zoo / --weights-cache / --trust-weights: where models and weights come from."""
+    parser.add_argument(
+        "--model-zoo",
+        type=Path,
+        default=_env_path("ESR_MODEL_ZOO"),
+        help="folder of released weights looked up by file name (default: $ESR_MODEL_ZOO)",
+    )
+    parser.add_argument(
+        "--zoo",
+        type=Path,
+        default=_env_path("ESR_NTIRE2022_ZOO"),
+        help="checkout of the official NTIRE2022_ESR repository, for ntire2022:<team> (default: $ESR_NTIRE2022_ZOO)",
+    )
+    parser.add_argument(
+        "--weights-cache",
+        type=Path,
+        default=None,
+        help="where downloaded weights are kept (default: ~/.cache/esr-harness)",
+    )
+    parser.add_argument(
+        "--trust-weights",
+        action="store_true",
+        help="allow checkpoints that need arbitrary pickle (only for files you trust)",
+    )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of one evaluation run, shared by `esr evaluate` and `esr check`."""
+    parser.add_argument("--data", default="samples", help="dataset folder, or 'samples' (default)")
+    parser.add_argument("--split", choices=["val", "test"], default="val", help="DIV2K split (default: val)")
+    parser.add_argument("--allow-partial", action="store_true", help="accept a DIV2K split with fewer images")
+    parser.add_argument("--protocol", default="ntire2022", help="evaluation protocol (default: ntire2022)")
+    parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu (default: auto)")
+    parser.add_argument("--weights", type=Path, default=None, help="weights file for a single submission")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per image, median kept")
+    parser.add_argument(
+        "--warmup-seconds", type=float, default=None, help="warm-up time before the first timed image"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("results/runs/cache"),
+        help="result cache, keyed by submission, weights, data, protocol and device",
+    )
+    parser.add_argument("--force", action="store_true", help="recompute cached results")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_input_options(parser)
+
+
+def run_evaluation(args: argparse.Namespace, *, save_images_dir: Path | None = None) -> dict[str, Any]:
+    """Resolve everything the arguments name, run, and return the run document with constraints."""
+    protocol = load_protocol(args.protocol)
+    submissions = resolve_many(args.submissions, zoo=args.zoo)
+    if args.weights is not None and len(submissions) != 1:
+        raise HarnessError(f"--weights: applies to exactly one submission, got {len(submissions)}")
+    device = resolve_device(args.device)
+    timing = TimingSettings(
+        warmup_seconds=protocol.timing.warmup_seconds if args.warmup_seconds is None else args.warmup_seconds,
+        warmup_min_passes=protocol.timing.warmup_min_passes,
+        warmup_max_passes=protocol.timing.warmup_max_passes,
+        repeats=protocol.timing.repeats if args.repeats is None else args.repeats,
+        cudnn_benchmark=protocol.timing.cudnn_benchmark,
+    )
+    dataset = open_dataset(
+        args.data, split=args.split, scale=protocol.scale, allow_partial=args.allow_partial
+    )
+    config = RunConfig(
+        protocol_name=protocol.name,
+        protocol_version=protocol.version,
+        border=protocol.border,
+        device=device,
+        timing=timing,
+        cache_dir=args.cache_dir,
+        force=args.force,
+        save_images_dir=save_images_dir,
+        weights=args.weights,
+        model_zoo=args.model_zoo,
+        weights_cache_dir=args.weights_cache,
+        trust_weights=args.trust_weights,
+        quiet=args.quiet,
+    )
+    baseline = resolve_submission(protocol.baseline)
+    run = evaluate_run(submissions, dataset, config, baseline=baseline)
+    return apply_constraints(run, protocol)
+
+
+def default_run_dir() -> Path:
+    """results/runs/<UTC time>: each evaluation keeps its own folder."""
+    return Path("results/runs") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+
+
+def write_run(run: dict[str, Any], out_dir: Path, json_path: Path | None) -> Path:
+    """Write results.json into ``out_dir`` (and the same document to ``json_path``), atomically."""
+    results_path = out_dir / "results.json"
+    write_json_atomic(results_path, run)
+    if json_path is not None:
+        write_json_atomic(json_path, run)
+    return results_path

@@ -1,0 +1,27 @@
+"""`esr check`: evaluate one submission with its baseline and judge the challenge constraints."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.commands._common import add_run_options, run_evaluation
+from harness.report import constraint_report
+
+NAME = "check"
+HELP = "check a submission against the protocol's constraints (exit 0 when all pass, 1 otherwise)"
+EXAMPLE = "esr check clb_imdn --data samples --device cpu"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("submission", help="bundled name, or path to a submission.yaml or its folder")
+    add_run_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    args.submissions = [args.submission]
+    document = run_evaluation(args)
+    record = next(r for r in document["results"] if r.get("role") == "submission")
+    print(constraint_report(record))
+    if record["status"] != "ok":
+        print(f"{record['submission']} failed: {record['error']}")
+    return 0 if record.get("valid") else 1
