@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -104,3 +106,32 @@ def test_input_size_parsing():
     for bad in ("256x256", "3x0x4", "3xax4", ""):
         with pytest.raises(ValueError, match="3x256x256"):
             parse_input_size(bad)
+
+
+def test_summary_command_prints_and_writes_json(tmp_path, capsys):
+    from harness.commands import run
+
+    out = tmp_path / "complexity.json"
+    status = run(["summary", "imdn_baseline", "clb_imdn", "--input-size", "3x32x32", "--json", str(out)])
+    assert status == 0
+    records = json.loads(out.read_text())
+    assert [r["submission"] for r in records] == ["imdn_baseline", "clb_imdn"]
+    # IMDN is all stride-1 convolutions, so its counts scale with the area: 256x256 / 32x32 = 64.
+    assert records[0] == {
+        "submission": "imdn_baseline",
+        "params": 893_936,
+        "flops": 58_531_512_320 // 64,
+        "activations": 154_140_672 // 64,
+        "num_conv": 43,
+        "input_size": [3, 32, 32],
+    }
+    assert records[1]["params"] == 790_496 and records[1]["flops"] == 51_757_711_360 // 64
+    printed = capsys.readouterr().out
+    assert "imdn_baseline" in printed and "893,936" in printed
+
+
+def test_summary_command_refuses_a_bad_input_size(capsys):
+    from harness.commands import run
+
+    assert run(["summary", "imdn_baseline", "--input-size", "256x256"]) == 2
+    assert "--input-size" in capsys.readouterr().err
