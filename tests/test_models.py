@@ -74,3 +74,27 @@ def test_rfdn_forward_keeps_the_scale():
     with torch.no_grad():
         out = model(torch.rand(1, 3, 32, 24) * 255)
     assert out.shape == (1, 3, 128, 96)
+
+
+@pytest.mark.parametrize("input_range", [1.0, 255.0])
+def test_bicubic_is_the_matlab_resize_of_the_saved_image(data_dir, input_range):
+    from harness.imresize import imresize
+    from harness.models.bicubic import Bicubic
+
+    lr, hr = _set5_crop(data_dir, size=40)
+    sr = _upscale(Bicubic(scale=4, input_range=input_range), lr, input_range)
+    assert sr.shape == hr.shape
+    assert np.array_equal(sr, imresize(lr, 4))
+    nearest = lr.repeat(4, axis=0).repeat(4, axis=1)
+    assert _mse(sr, hr) < _mse(nearest, hr)
+
+
+def test_bicubic_has_no_parameters_and_costs_nothing():
+    from harness.complexity import Complexity, count_complexity
+    from harness.models.bicubic import Bicubic
+
+    model = Bicubic()
+    assert list(model.parameters()) == []
+    assert count_complexity(model, (3, 16, 12)) == Complexity(0, 0, 0, 0)
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 5, 7)).shape == (2, 3, 20, 28)
