@@ -83,7 +83,8 @@ def _sum_ranks(ranks: dict[str, list[int | None]], keys: Sequence[str], count: i
     scores: list[int | None] = []
     for index in range(count):
         parts = [ranks[key][index] for key in keys]
-        scores.append(None if any(part is None for part in parts) else sum(parts))  # type: ignore[arg-type]
+        present = [part for part in parts if part is not None]
+        scores.append(sum(present) if len(present) == len(parts) else None)
     return scores
 
 
@@ -130,9 +131,9 @@ def rank_tracks(
         metric_ranks=ranks,
         main_rank=min_rank(list(metrics["time"])),
         sub_track1_score=score1,
-        sub_track1_rank=min_rank(score1),  # type: ignore[arg-type]
+        sub_track1_rank=min_rank(score1),
         sub_track2_score=score2,
-        sub_track2_rank=min_rank(score2),  # type: ignore[arg-type]
+        sub_track2_rank=min_rank(score2),
         printed_ties=tuple(ties),
     )
 

@@ -65,13 +65,13 @@ def _measured_rows(val: list[MeasuredEntry], test: dict[str, MeasuredEntry]) -> 
             tested = None  # a failed or partial test run counts as no test result
         val_psnr = entry.number("psnr_rgb")
         test_psnr = None if tested is None else tested.number("psnr_rgb")
-        both = val_psnr is not None and test_psnr is not None
+        average = None if val_psnr is None or test_psnr is None else (val_psnr + test_psnr) / 2
         row = {
             "source": "measured",
             "team": _label(entry.name, test_psnr is not None),
             "val_psnr": val_psnr,
             "test_psnr": test_psnr,
-            "avg_psnr": (val_psnr + test_psnr) / 2 if both else None,  # type: ignore[operator]
+            "avg_psnr": average,
             "val_time_ms": entry.runtime_ms,
             "val_ratio": entry.runtime_ratio,
             "test_time_ms": None if tested is None else tested.runtime_ms,
