@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from harness.errors import HarnessError
 from harness.training.config import OptimConfig, config_from_dict, load_config
@@ -131,3 +132,209 @@ def test_sampler_splits_ranks_and_resumes_mid_stream() -> None:
     assert sorted(rank0 + rank1) == list(range(18))
     resumed = take(IterationSampler(batch_size=3, rank=0, world_size=2, start_iteration=2), 3)
     assert resumed == rank0[6:9]
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages end to end (in-process CLI), on the built-in `samples` images
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These runs are tiny; one thread avoids OpenMP oversubscription on a shared 2-core runner."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _write_config(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _stage(tmp_path: Path, name: str, *, init: dict, **sections: dict) -> dict:
+    raw = {
+        "name": name,
+        "output_dir": str(tmp_path / name),
+        "seed": 0,
+        "device": "cpu",
+        "log_every": 1,
+        "data": {"train": "samples", "patch_size": 12, "batch_size": 2, "workers": 0,
+                 "cache_dir": str(tmp_path / "cache")},
+        "model": {"expansion": 2, **init},
+        "optim": {"iterations": 3, "lr": 2.0e-4},
+        "val": {"dataset": "samples", "every": 3, "max_images": 1},
+    }  # fmt: skip
+    for key, value in sections.items():
+        raw[key] = {**raw[key], **value}
+    return raw
+
+
+def _random_imdn_weights(path: Path, seed: int = 0) -> Path:
+    """A randomly initialised plain IMDN(nb=7): an init far from a solution, so the loss must fall."""
+    from harness.models.imdn import IMDN
+
+    torch.manual_seed(seed)
+    torch.save(IMDN(nb=7).state_dict(), path)
+    return path
+
+
+def _esr(*argv: str) -> int:
+    from harness.commands import run
+
+    return run(list(argv))
+
+
+def _pruned_baseline(model_zoo_dir: Path, out: Path) -> Path:
+    """IMDN baseline with its last distillation block removed, written out here from the key layout
+    (the test's own pruning, independent of the harness's): a plain IMDN(nb=7) state dict."""
+    state = torch.load(model_zoo_dir / "imdn_baseline.pth", map_location="cpu", weights_only=True)
+    pruned = {}
+    for key, value in state.items():
+        if key.startswith("model.1.sub.7."):
+            continue
+        pruned[key.replace("model.1.sub.8.", "model.1.sub.7.")] = value
+    torch.save(pruned, out)
+    return out
+
+
+def test_two_stages_collapse_and_evaluate(tmp_path: Path, model_zoo_dir: Path) -> None:
+    from harness.metrics import fidelity, to_tensor, to_uint8
+    from harness.models.imdn import IMDN
+    from harness.submissions import load_model, resolve_submission
+    from harness.training.checkpoint import load_checkpoint
+    from harness.training.config import ModelConfig
+    from harness.training.model import build_training_model
+
+    init = _pruned_baseline(model_zoo_dir, tmp_path / "pruned.pth")
+    stage1 = _write_config(tmp_path / "s1.yaml", _stage(tmp_path, "s1", init={"init_weights": str(init)}))
+    assert _esr("train", "--config", str(stage1), "--no-progress") == 0
+    best1 = tmp_path / "s1" / "best.pth"
+    stage2_raw = _stage(
+        tmp_path,
+        "s2",
+        init={"init_checkpoint": str(best1)},
+        data={"patch_size": 16, "workers": 1},
+        optim={"iterations": 2},
+    )
+    stage2_raw["val"]["every"] = 2
+    stage2 = _write_config(tmp_path / "s2.yaml", stage2_raw)
+    assert _esr("train", "--config", str(stage2), "--no-progress") == 0
+    log = (tmp_path / "s2" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("kind,iteration,loss,lr") and sum(line.startswith("val,") for line in log) == 1
+
+    weights = tmp_path / "export" / "mine.pth"
+    assert _esr("collapse", str(tmp_path / "s2" / "best.pth"), "--out", str(weights)) == 0
+    team26 = torch.load(model_zoo_dir / "team26_imdn_nb7.pth", map_location="cpu", weights_only=True)
+    collapsed = torch.load(weights, map_location="cpu", weights_only=True)
+    assert list(collapsed) == list(team26)
+    assert all(collapsed[k].shape == team26[k].shape for k in team26)
+
+    # The collapsed network computes what the training form computes.
+    checkpoint = load_checkpoint(tmp_path / "s2" / "best.pth")
+    training_form = build_training_model(ModelConfig(expansion=2), collapse_mode="explicit")
+    training_form.load_state_dict(checkpoint["model"])
+    plain = IMDN(nb=7)
+    plain.load_state_dict(collapsed, strict=True)
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), training_form(x), rtol=1e-4, atol=1e-5)
+
+    # The written submission loads through the harness and scores what validation reported.
+    submission = resolve_submission(str(weights.parent))
+    loaded = load_model(submission)
+    from harness.data import open_dataset
+
+    name, lr, hr = next(iter(open_dataset("samples")))
+    with torch.no_grad():
+        sr = to_uint8(loaded.model(to_tensor(lr, submission.input_range)), submission.input_range)
+    assert fidelity(sr, hr, border=4)["psnr_rgb"] == pytest.approx(checkpoint["val"]["psnr_rgb"], abs=1e-9)
+    assert loaded.weights_sha256 == submission.weights.sha256
+
+
+def test_training_loss_decreases(tmp_path: Path) -> None:
+    from harness.training.loop import prepare, train
+
+    init = _random_imdn_weights(tmp_path / "random.pth")
+    raw = _stage(
+        tmp_path, "fall", init={"init_weights": str(init)}, data={"patch_size": 8, "batch_size": 4},
+        optim={"iterations": 30, "lr": 2.0e-3}, val={"every": 30},
+    )  # fmt: skip
+    result = train(prepare(config_from_dict(raw), source="test", resume=False), show_progress=False)
+    first, last = np.mean(result.losses[:5]), np.mean(result.losses[-5:])
+    assert last < 0.6 * first, (first, last)
+
+
+def test_resume_continues_bit_for_bit(tmp_path: Path) -> None:
+    from harness.training.checkpoint import load_checkpoint
+    from harness.training.loop import prepare, train
+
+    init = _random_imdn_weights(tmp_path / "random.pth")
+
+    def config(name: str):
+        raw = _stage(
+            tmp_path, name, init={"init_weights": str(init)}, data={"workers": 1}, optim={"iterations": 4}
+        )
+        raw["val"]["every"] = 4
+        return config_from_dict(raw)
+
+    straight = train(prepare(config("straight"), source="a", resume=False), show_progress=False)
+    first = train(prepare(config("split"), source="b", resume=False), show_progress=False, stop_at=2)
+    assert first.iterations == 2 and (tmp_path / "split" / "last.pth").is_file()
+    with pytest.raises(HarnessError, match="already holds a run; pass --resume"):
+        prepare(config("split"), source="b", resume=False)
+    second = train(prepare(config("split"), source="b", resume=True), show_progress=False)
+    assert second.iterations == 4
+    assert first.losses + second.losses == straight.losses
+    a = load_checkpoint(tmp_path / "straight" / "last.pth")
+    b = load_checkpoint(tmp_path / "split" / "last.pth")
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for index, state in a["optimizer"]["state"].items():
+        assert torch.equal(state["exp_avg_sq"], b["optimizer"]["state"][index]["exp_avg_sq"])
+
+    def steps(run: str) -> list[list[str]]:  # kind, iteration, loss, lr of the logged steps
+        lines = (tmp_path / run / "log.csv").read_text().splitlines()
+        return [line.split(",")[:4] for line in lines if line.startswith("step,")]
+
+    assert steps("straight") == steps("split") and len(steps("straight")) == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input is refused before any training step
+
+
+def _fails_before_training(tmp_path: Path, raw: dict, message: str, capsys: pytest.CaptureFixture) -> None:
+    path = _write_config(tmp_path / "bad.yaml", raw)
+    assert _esr("train", "--config", str(path), "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("esr: error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not Path(raw["output_dir"]).exists()
+
+
+def test_unknown_key_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    raw = _stage(tmp_path, "bad", init={"init_weights": "x.pth"}, optim={"learning_rate": 1.0})
+    _fails_before_training(tmp_path, raw, "unknown key optim.learning_rate", capsys)
+
+
+def test_missing_data_path_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    init = _random_imdn_weights(tmp_path / "random.pth")
+    raw = _stage(tmp_path, "bad", init={"init_weights": str(init)}, data={"train": str(tmp_path / "no_such")})
+    _fails_before_training(tmp_path, raw, "data.train", capsys)
+
+
+def test_patch_larger_than_an_image_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    init = _random_imdn_weights(tmp_path / "random.pth")
+    raw = _stage(tmp_path, "bad", init={"init_weights": str(init)}, data={"patch_size": 100})
+    _fails_before_training(tmp_path, raw, "data.patch_size 100 is larger than training image chelsea", capsys)
+
+
+def test_stage2_without_stage1_checkpoint_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the shipped config's paths are relative to the working folder
+    assert _esr("train", "--config", str(REPO / "configs/clb_imdn_stage2.yaml"), "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert "model.init_checkpoint results/runs/train/clb_imdn_stage1/best.pth does not exist" in err
+    assert not (tmp_path / "results" / "runs").exists()

@@ -18,6 +18,9 @@ from harness.errors import HarnessError
 COMMAND_MODULES: tuple[str, ...] = (
     "summary",
     "leaderboard",
+    "train",
+    "collapse",
+    "bench",
     "data",
 )
 

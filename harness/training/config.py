@@ -28,8 +28,9 @@ Schedule = Literal["cosine", "multistep"]
 class DataConfig:
     """Where training patches come from and how they are batched."""
 
-    train: str = "samples"  # a dataset the harness reads (name or folder); `esr train --data` overrides it
-    split: str | None = "train"  # DIV2K: 0001-0800; ignored for folders that have no splits
+    # DIV2K root (its train split, 0001-0800), any folder of HR images or a layout the harness
+    # reads, or "samples"; `esr train --data` overrides it.
+    train: str = "samples"
     patch_size: int = 64  # side of the LR patch; the HR patch is scale times larger
     batch_size: int = 16  # per process (per GPU under DDP)
     workers: int = 4  # DataLoader worker processes

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +29,39 @@ class TrainImage:
     name: str
     lr: np.ndarray
     hr: np.ndarray
+
+
+DIV2K_TRAIN_NUMBERS = range(1, 801)
+
+
+def training_items(spec: str, *, scale: int, cache_dir: Path) -> tuple[str, list[Any]]:
+    """The training pairs of ``spec``: a DIV2K root (train split 0001-0800), or any dataset the harness reads.
+
+    A DIV2K root is recognised by ``DIV2K_train_HR/``; its LR comes from
+    ``DIV2K_train_LR_bicubic/X<scale>/`` when that folder exists, otherwise it is made from the HR
+    (MATLAB-exact resize). Anything else (``samples``, an HR-only folder, a paired layout) is opened
+    with :func:`harness.data.open_dataset`, whose errors name the folder.
+    """
+    from harness.data import ImagePair, open_dataset
+
+    root = Path(spec).expanduser()
+    hr_dir = root / "DIV2K_train_HR"
+    if spec != "samples" and hr_dir.is_dir():
+        lr_dir = root / "DIV2K_train_LR_bicubic" / f"X{scale}"
+        items = []
+        for n in DIV2K_TRAIN_NUMBERS:
+            hr = hr_dir / f"{n:04d}.png"
+            if not hr.is_file():
+                continue
+            lr = lr_dir / f"{n:04d}x{scale}.png"
+            if lr_dir.is_dir() and not lr.is_file():
+                raise HarnessError(f"{lr}: LR image missing for {hr}")
+            items.append(ImagePair(f"{n:04d}", lr if lr_dir.is_dir() else None, hr))
+        if not items:
+            raise HarnessError(f"{hr_dir}: no DIV2K training images 0001.png-0800.png in it")
+        return f"DIV2K train ({root})", items
+    dataset = open_dataset(spec, scale=scale, cache_dir=cache_dir)
+    return dataset.name if dataset.path is None else f"{dataset.name} ({dataset.path})", list(dataset.items)
 
 
 def _file_sha256(path: Path) -> str:

@@ -32,6 +32,7 @@ from harness.training.data import (
     TrainImage,
     check_patch_fits,
     load_training_images,
+    training_items,
 )
 from harness.training.distributed import DistContext
 from harness.training.model import build_training_model, collapse_to_imdn, init_from_imdn_state_dict
@@ -129,8 +130,11 @@ def prepare(config: TrainConfig, *, source: str, resume: bool, ctx: DistContext 
         init_from_imdn_state_dict(model, state, source=str(init))
 
     cache_dir = Path(config.data.cache_dir)
-    train_set = _open(config.data.train, config.data.split, cache_dir, "data.train", source)
-    images = load_training_images(train_set.items, scale=SCALE, cache=config.data.cache, cache_dir=cache_dir)
+    try:
+        train_name, items = training_items(config.data.train, scale=SCALE, cache_dir=cache_dir)
+    except HarnessError as error:
+        raise HarnessError(f"{source}: data.train {config.data.train!r}: {error}") from None
+    images = load_training_images(items, scale=SCALE, cache=config.data.cache, cache_dir=cache_dir)
     check_patch_fits(images, config.data.patch_size, source=source)
     val_images: list[tuple[str, np.ndarray, np.ndarray]] = []
     if ctx.is_main:
@@ -151,7 +155,7 @@ def prepare(config: TrainConfig, *, source: str, resume: bool, ctx: DistContext 
         val_images=val_images,
         model=model,
         resume_state=resume_state,
-        data_description={"train": config.data.train, "num_images": len(images)},
+        data_description={"train": train_name, "num_images": len(images)},
     )
 
 
@@ -198,8 +202,12 @@ class TrainResult:
     model: nn.Module
 
 
-def train(prepared: Prepared, *, show_progress: bool = True) -> TrainResult:
-    """Run the stage from the start or from the resumed checkpoint to ``optim.iterations``."""
+def train(prepared: Prepared, *, show_progress: bool = True, stop_at: int | None = None) -> TrainResult:
+    """Run the stage from the start or from the resumed checkpoint to ``optim.iterations``.
+
+    ``stop_at`` ends this session after that iteration with a checkpoint, as a preempted or
+    time-limited job would; ``--resume`` later continues exactly where it stopped.
+    """
     config, ctx, device = prepared.config, prepared.ctx, prepared.device
     optim_cfg = config.optim
     model = prepared.model.to(device)
@@ -252,9 +260,10 @@ def train(prepared: Prepared, *, show_progress: bool = True) -> TrainResult:
         progress = tqdm(total=optim_cfg.iterations, initial=start, desc=config.name, dynamic_ncols=True)
     began, began_iteration = time.perf_counter(), start
     iteration = start
+    end = optim_cfg.iterations if stop_at is None else min(stop_at, optim_cfg.iterations)
     batches = iter(loader)
     try:
-        while iteration < optim_cfg.iterations:
+        while iteration < end:
             lr_batch, hr_batch = next(batches)
             lr_batch = lr_batch.to(device, non_blocking=True)
             hr_batch = hr_batch.to(device, non_blocking=True)
@@ -289,7 +298,7 @@ def train(prepared: Prepared, *, show_progress: bool = True) -> TrainResult:
                     elapsed_s=f"{elapsed:.1f}",
                 )
                 window = [0.0, 0]
-            if iteration % config.val.every == 0 or iteration == optim_cfg.iterations:
+            if iteration % config.val.every == 0 or iteration in (end, optim_cfg.iterations):
                 best = _validate_and_save(prepared, model, optimizer, iteration, best, window, log, elapsed)
     finally:
         if progress is not None:
