@@ -43,9 +43,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check harness tests
 	$(BIN)/ruff format --check harness tests
 
+# The leaderboard is printed even when a submission failed (evaluate exits 1, and so does make);
+# not after a usage error (exit 2), when no new results were written.
 evaluate: $(STAMP)
-	$(BIN)/esr evaluate $(SUBMISSION) --data $(DATA) --split $(SPLIT) --device $(DEVICE) --out $(RUN_DIR)
-	$(BIN)/esr leaderboard $(RUN_DIR) --style ntire2022
+	$(BIN)/esr evaluate $(SUBMISSION) --data $(DATA) --split $(SPLIT) --device $(DEVICE) --out $(RUN_DIR); \
+	status=$$?; \
+	if [ $$status -le 1 ]; then $(BIN)/esr leaderboard $(RUN_DIR) --style ntire2022 --published; fi; \
+	exit $$status
 
 table2: $(STAMP)
 	$(BIN)/esr evaluate ntire2022:table2 imdn_baseline --zoo $(ZOO) --data $(DATA) --split val --device $(DEVICE) --out results/runs/table2-val
