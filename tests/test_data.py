@@ -238,6 +238,8 @@ def test_samples_are_real_rgb_photographs_in_stable_order():
         assert not np.array_equal(hr[:, :, 0], hr[:, :, 1]), f"{name} is not a colour photograph"
         assert np.array_equal(lr, imresize(hr, 1 / 4)), name
     assert ds.content_hash() == open_dataset(split="val").content_hash()
+    with pytest.raises(HarnessError, match="applies to DIV2K only"):
+        open_dataset("samples", split="test")
 
 
 # ---------------------------------------------------------------- identity
@@ -357,13 +359,15 @@ def test_conversions_gray_alpha_palette(tmp_path):
     palette = Image.fromarray(rgb).quantize(8)
     palette.save(tmp_path / "p.png")
     Image.fromarray(rgb).save(tmp_path / "rgb.bmp")
+    Image.fromarray(gray > 127).save(tmp_path / "bilevel.png")
 
     assert np.array_equal(read_image(tmp_path / "l.png"), np.dstack([gray] * 3))
     assert np.array_equal(read_image(tmp_path / "la.png"), np.dstack([gray] * 3))
     assert np.array_equal(read_image(tmp_path / "rgba.png"), rgb)
     assert np.array_equal(read_image(tmp_path / "p.png"), np.asarray(palette.convert("RGB")))
     assert np.array_equal(read_image(tmp_path / "rgb.bmp"), rgb)
-    for name in ("l.png", "la.png", "rgba.png", "p.png", "rgb.bmp"):
+    assert np.array_equal(read_image(tmp_path / "bilevel.png"), np.dstack([(gray > 127) * np.uint8(255)] * 3))
+    for name in ("l.png", "la.png", "rgba.png", "p.png", "rgb.bmp", "bilevel.png"):
         out = read_image(tmp_path / name)
         assert out.dtype == np.uint8 and out.shape == (6, 7, 3), name
 
