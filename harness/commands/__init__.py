@@ -17,6 +17,7 @@ from harness.errors import HarnessError
 # Module names, in the order `esr --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "summary",
+    "list_cmd",
     "leaderboard",
     "train",
     "collapse",
