@@ -338,3 +338,44 @@ def test_stage2_without_stage1_checkpoint_is_refused(
     err = capsys.readouterr().err
     assert "model.init_checkpoint results/runs/train/clb_imdn_stage1/best.pth does not exist" in err
     assert not (tmp_path / "results" / "runs").exists()
+
+
+def _write_div2k(root: Path, *, with_lr: bool) -> list[np.ndarray]:
+    from harness.data import write_png
+    from harness.imresize import imresize
+
+    rng = np.random.default_rng(0)
+    hrs = []
+    for n in (1, 2):
+        hr = rng.integers(0, 256, size=(64, 48, 3), dtype=np.uint8)
+        write_png(root / "DIV2K_train_HR" / f"{n:04d}.png", hr)
+        if with_lr:
+            write_png(root / "DIV2K_train_LR_bicubic" / "X4" / f"{n:04d}x4.png", imresize(hr, 0.25))
+        hrs.append(hr)
+    return hrs
+
+
+@pytest.mark.parametrize("with_lr", [True, False], ids=["hr+lr", "hr-only"])
+@pytest.mark.parametrize("cache", ["npy", "memory"])
+def test_div2k_train_layouts(tmp_path: Path, with_lr: bool, cache: str) -> None:
+    from harness.imresize import imresize
+    from harness.training.data import load_training_images, training_items
+
+    hrs = _write_div2k(tmp_path / "DIV2K", with_lr=with_lr)
+    name, items = training_items(str(tmp_path / "DIV2K"), scale=4, cache_dir=tmp_path / "cache")
+    assert name.startswith("DIV2K train") and [item.name for item in items] == ["0001", "0002"]
+    assert all((item.lr_path is not None) == with_lr for item in items)
+    for _ in range(2):  # the second pass is served from the cache
+        images = load_training_images(items, scale=4, cache=cache, cache_dir=tmp_path / "cache")
+        for image, hr in zip(images, hrs, strict=True):
+            assert np.array_equal(image.hr, hr)
+            assert np.array_equal(image.lr, imresize(hr, 0.25))
+
+
+def test_div2k_lr_folder_missing_an_image_is_named(tmp_path: Path) -> None:
+    from harness.training.data import training_items
+
+    _write_div2k(tmp_path / "DIV2K", with_lr=True)
+    (tmp_path / "DIV2K" / "DIV2K_train_LR_bicubic" / "X4" / "0002x4.png").unlink()
+    with pytest.raises(HarnessError, match="0002x4.png: LR image missing"):
+        training_items(str(tmp_path / "DIV2K"), scale=4, cache_dir=tmp_path / "cache")

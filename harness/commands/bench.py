@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     from harness.atomic import write_json_atomic
     from harness.errors import HarnessError
+    from harness.timing import device_fingerprint
     from harness.training.bench import format_table, run_benchmark
     from harness.training.config import ModelConfig
 
@@ -40,11 +41,9 @@ def run(args: argparse.Namespace) -> int:
     results = run_benchmark(
         patches=args.patch, batch=batch, steps=args.steps, device=device, model_config=model_config
     )
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(format_table(results, f"{device.type}: {device_name}" if device.type == "cuda" else "cpu"))
+    fingerprint = device_fingerprint(device)
+    device_name = fingerprint.get("gpu_name") or fingerprint.get("cpu_model") or device.type
+    print(format_table(results, f"{device.type} ({device_name})"))
     if args.json:
-        write_json_atomic(
-            args.json,
-            {"device": device_name if device.type == "cpu" else f"cuda: {device_name}", "results": results},
-        )
+        write_json_atomic(args.json, {"device": fingerprint, "results": results})
     return 0

@@ -89,6 +89,7 @@ def measure_step(
         "steps": steps,
         "step_ms": statistics.median(times),
         "loss": loss,
+        "threads": torch.get_num_threads(),
     }
     if device.type == "cuda":
         result["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -148,6 +149,29 @@ def run_benchmark(
     return results
 
 
+def _above_baseline(record: dict[str, Any]) -> float | None:
+    baseline = record.get("baseline_memory_mb")
+    return None if baseline is None else record["peak_memory_mb"] - baseline
+
+
+def _memory(record: dict[str, Any] | None) -> str:
+    """Peak memory; on the CPU also the part above the process's footprint before the first step."""
+    if record is None:
+        return "-"
+    extra = _above_baseline(record)
+    return f"{record['peak_memory_mb']:.0f}" + ("" if extra is None else f" (+{extra:.0f})")
+
+
+def _memory_ratio(explicit: dict[str, Any] | None, online: dict[str, Any] | None) -> str:
+    if explicit is None or online is None:
+        return "-"
+    text = f"{online['peak_memory_mb'] / explicit['peak_memory_mb']:.2f}"
+    extra_explicit, extra_online = _above_baseline(explicit), _above_baseline(online)
+    if extra_explicit and extra_online is not None:
+        text += f" ({extra_online / extra_explicit:.2f})"
+    return text
+
+
 def format_table(results: list[dict[str, Any]], device_name: str) -> str:
     """Our measurements per patch size, with the seed's Table 5 row for that size beside them."""
     from tabulate import tabulate
@@ -168,11 +192,9 @@ def format_table(results: list[dict[str, Any]], device_name: str) -> str:
                 f"{explicit['step_ms']:.1f}" if explicit else "-",
                 f"{online['step_ms']:.1f}" if online else "-",
                 f"{explicit['step_ms'] / online['step_ms']:.2f}x" if explicit and online else "-",
-                f"{explicit['peak_memory_mb']:.0f}" if explicit else "-",
-                f"{online['peak_memory_mb']:.0f}" if online else "-",
-                f"{online['peak_memory_mb'] / explicit['peak_memory_mb']:.2f}"
-                if explicit and online
-                else "-",
+                _memory(explicit),
+                _memory(online),
+                _memory_ratio(explicit, online),
                 f"{explicit['loss']:.6f} / {online['loss']:.6f}" if explicit and online else "-",
             ]
         )
@@ -183,7 +205,9 @@ def format_table(results: list[dict[str, Any]], device_name: str) -> str:
     ]  # fmt: skip
     batch = results[0]["batch"] if results else "-"
     memory = (
-        "CUDA max_memory_allocated" if device_name.startswith("cuda") else "peak RSS of a separate process"
+        "CUDA max_memory_allocated"
+        if device_name.startswith("cuda")
+        else "peak RSS of a separate process, + the part above its footprint before the first step"
     )
     return (
         f"Seed's Table 5 beside this harness on {device_name} (batch {batch}; memory: {memory})\n"

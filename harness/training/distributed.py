@@ -73,6 +73,15 @@ def broadcast_flag(ctx: DistContext, flag: bool) -> bool:
     return bool(holder[0])
 
 
+def mean_over_ranks(ctx: DistContext, value: float, device: torch.device) -> float:
+    """The mean of ``value`` over all processes (the logged loss covers every rank's patches)."""
+    if not ctx.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / ctx.world_size
+
+
 def launch_torchrun(nproc: int, esr_argv: list[str]) -> int:
     """Run ``esr <esr_argv>`` in ``nproc`` processes under torchrun on this machine; return its status."""
     if nproc < 1:

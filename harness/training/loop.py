@@ -288,15 +288,17 @@ def train(prepared: Prepared, *, show_progress: bool = True, stop_at: int | None
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{rate:.2e}")
-            if log is not None and (iteration % config.log_every == 0 or iteration == optim_cfg.iterations):
-                log.write(
-                    kind="step",
-                    iteration=iteration,
-                    loss=f"{window[0] / window[1]:.6f}",
-                    lr=f"{rate:.6g}",
-                    iters_per_s=f"{speed:.3f}",
-                    elapsed_s=f"{elapsed:.1f}",
-                )
+            if iteration % config.log_every == 0 or iteration == optim_cfg.iterations:
+                mean_loss = distributed.mean_over_ranks(ctx, window[0] / window[1], device)
+                if log is not None:
+                    log.write(
+                        kind="step",
+                        iteration=iteration,
+                        loss=f"{mean_loss:.6f}",
+                        lr=f"{rate:.6g}",
+                        iters_per_s=f"{speed:.3f}",
+                        elapsed_s=f"{elapsed:.1f}",
+                    )
                 window = [0.0, 0]
             if iteration % config.val.every == 0 or iteration in (end, optim_cfg.iterations):
                 best = _validate_and_save(prepared, model, optimizer, iteration, best, window, log, elapsed)
