@@ -16,6 +16,7 @@ from harness.errors import HarnessError
 
 # Module names, in the order `esr --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "prune",
     "summary",
     "list_cmd",
     "leaderboard",
