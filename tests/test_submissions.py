@@ -308,8 +308,11 @@ def test_ntire2022_specs_need_a_zoo_checkout() -> None:
 def test_missing_class_suggests_close_names(tmp_path: Path) -> None:
     path = write_submission(tmp_path, model={"file": "model.py", "class": "Tiyn"})
     message = error_of(build_model, parse_manifest(path))
-    assert message.startswith(f"{path.resolve()}: model.class: 'Tiyn' not found in ")
-    assert message.endswith("(did you mean Tiny?)")
+    model_file = (tmp_path / "model.py").resolve()
+    assert message == f"{path.resolve()}: model.class: 'Tiyn' not found in {model_file} (did you mean Tiny?)"
+    path = write_submission(tmp_path / "b", model={"module": "harness.models.imdn", "class": "Imdn"})
+    message = error_of(build_model, parse_manifest(path))
+    assert message.endswith("model.class: 'Imdn' not found in harness.models.imdn (did you mean IMDN?)")
 
 
 def test_bad_kwargs_are_reported_with_the_call(tmp_path: Path) -> None:
@@ -726,4 +729,14 @@ def test_a_prefix_left_by_data_parallel_is_diagnosed(tmp_path: Path) -> None:
     assert message.endswith(
         "does not fit Tiny: 2 missing key(s): conv.weight, conv.bias; 2 unexpected key(s): module.conv.weight, "
         "module.conv.bias; the checkpoint's keys carry the prefix 'module.': set weights.strip_prefix: 'module.'"
+    )
+
+
+def test_retrained_weights_beside_the_manifest_point_at_the_sha256_field(tmp_path: Path) -> None:
+    path = tiny_with_weights(tmp_path, tiny_state_dict())
+    torch.save(tiny_state_dict(kernel=3) | {"conv.bias": torch.zeros(48)}, tmp_path / "tiny.pth")
+    message = error_of(load_model, parse_manifest(path), cache_dir=tmp_path / "cache")
+    assert message.startswith(f"{path.resolve()}: weights.sha256: {tmp_path / 'tiny.pth'} has sha256 ")
+    assert message.endswith(
+        "(manifest); if these are new weights of yours, update weights.sha256 or pass them with --weights"
     )

@@ -195,7 +195,8 @@ def _find_class(submission: Submission, module: ModuleType) -> type:
     else:
         hint = " (it defines no nn.Module class)"
     problem = "is not callable" if found is not None else "not found"
-    raise submission.error("model.class", f"{name!r} {problem} in {module.__name__}{hint}")
+    place = submission.model.file or module.__name__  # a file's module has an internal, unique name
+    raise submission.error("model.class", f"{name!r} {problem} in {place}{hint}")
 
 
 def _close_names(name: str, candidates: list[str]) -> list[str]:

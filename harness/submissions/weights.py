@@ -122,7 +122,7 @@ def _verified_sha256(submission: Submission, path: Path, source: WeightsSource) 
         advice = {
             "cache": "delete it and run again to download it afresh",
             "model_zoo": "replace it with the released file",
-            "manifest": "it is not the file the manifest was written for",
+            "manifest": "if these are new weights of yours, update weights.sha256 or pass them with --weights",
         }.get(source, "")
         raise submission.error(
             "weights.sha256", f"{path} has sha256 {actual}, expected {expected} ({source}); {advice}"
