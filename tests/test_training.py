@@ -185,29 +185,27 @@ def _esr(*argv: str) -> int:
     return run(list(argv))
 
 
-def _pruned_baseline(model_zoo_dir: Path, out: Path) -> Path:
-    """IMDN baseline with its last distillation block removed, written out here from the key layout
-    (the test's own pruning, independent of the harness's): a plain IMDN(nb=7) state dict."""
-    state = torch.load(model_zoo_dir / "imdn_baseline.pth", map_location="cpu", weights_only=True)
-    pruned = {}
-    for key, value in state.items():
-        if key.startswith("model.1.sub.7."):
-            continue
-        pruned[key.replace("model.1.sub.8.", "model.1.sub.7.")] = value
-    torch.save(pruned, out)
-    return out
-
-
 def test_two_stages_collapse_and_evaluate(tmp_path: Path, model_zoo_dir: Path) -> None:
     from harness.metrics import fidelity, to_tensor, to_uint8
     from harness.models.imdn import IMDN
     from harness.submissions import load_model, resolve_submission
     from harness.training.checkpoint import load_checkpoint
     from harness.training.config import ModelConfig
+    from harness.training.loop import prepare
     from harness.training.model import build_training_model
 
-    init = _pruned_baseline(model_zoo_dir, tmp_path / "pruned.pth")
-    stage1 = _write_config(tmp_path / "s1.yaml", _stage(tmp_path, "s1", init={"init_weights": str(init)}))
+    init = tmp_path / "pruned.pth"
+    prune = ["prune", "--blocks", "7", "--out", str(init), "--crop", "24", "--model-zoo", str(model_zoo_dir)]
+    assert _esr(*prune, "--quiet") == 0
+    stage1_raw = _stage(tmp_path, "s1", init={"init_weights": str(init)})
+    # Before any step, the expanded training form computes exactly the pruned IMDN.
+    start = prepare(config_from_dict(stage1_raw), source="s1", resume=False).model.eval()
+    pruned = IMDN(nb=7)
+    pruned.load_state_dict(torch.load(init, weights_only=True), strict=True)
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(start(x), pruned(x), rtol=1e-4, atol=1e-5)
+    stage1 = _write_config(tmp_path / "s1.yaml", stage1_raw)
     assert _esr("train", "--config", str(stage1), "--no-progress") == 0
     best1 = tmp_path / "s1" / "best.pth"
     stage2_raw = _stage(
@@ -236,7 +234,6 @@ def test_two_stages_collapse_and_evaluate(tmp_path: Path, model_zoo_dir: Path) -
     training_form.load_state_dict(checkpoint["model"])
     plain = IMDN(nb=7)
     plain.load_state_dict(collapsed, strict=True)
-    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(plain(x), training_form(x), rtol=1e-4, atol=1e-5)
 
@@ -298,6 +295,17 @@ def test_resume_continues_bit_for_bit(tmp_path: Path) -> None:
         return [line.split(",")[:4] for line in lines if line.startswith("step,")]
 
     assert steps("straight") == steps("split") and len(steps("straight")) == 4
+
+    # A finished run resumes to nothing more; a changed config is refused with the changed keys.
+    again = train(prepare(config("split"), source="b", resume=True), show_progress=False)
+    assert again.iterations == 4 and again.losses == []
+    changed = _stage(
+        tmp_path, "split", init={"init_weights": str(init)}, data={"workers": 1}, optim={"lr": 1.0}
+    )
+    with pytest.raises(
+        HarnessError, match="differs from the config .* optim.iterations, optim.lr, val.every$"
+    ):
+        prepare(config_from_dict(changed), source="b", resume=True)
 
 
 # ---------------------------------------------------------------------------------------------

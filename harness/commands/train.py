@@ -21,7 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         help="training data: DIV2K root, any folder of HR images, or a dataset name (overrides data.train)",
     )
-    parser.add_argument("--resume", action="store_true", help="continue the run in the config's output_dir")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in the config's output_dir bit-for-bit (start it when there is none yet)",
+    )
     parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs) for DistributedDataParallel")
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar (the CSV log is still written)"

@@ -95,13 +95,14 @@ def prepare(config: TrainConfig, *, source: str, resume: bool, ctx: DistContext 
     output_dir = Path(config.output_dir)
     last = output_dir / "last.pth"
     resume_state = None
-    if resume:
-        if not last.is_file():
-            raise HarnessError(f"--resume: {last} does not exist (nothing to resume; run without --resume)")
+    if resume and last.is_file():
         resume_state = load_checkpoint(last)
-        if resume_state["config"] != config.to_dict():
-            raise HarnessError(f"--resume: {last} was trained with a different config than {source}")
-    elif last.exists():
+        changed = _changed_keys(resume_state["config"], config.to_dict())
+        if changed:
+            raise HarnessError(
+                f"--resume: {source} differs from the config {last} was trained with: {', '.join(changed)}"
+            )
+    elif not resume and last.exists():
         raise HarnessError(
             f"{output_dir} already holds a run; pass --resume to continue it, or remove the folder to restart"
         )
@@ -157,6 +158,18 @@ def prepare(config: TrainConfig, *, source: str, resume: bool, ctx: DistContext 
         resume_state=resume_state,
         data_description={"train": train_name, "num_images": len(images)},
     )
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append(f"{prefix}{key}")
+    return changed
 
 
 @torch.no_grad()
