@@ -46,6 +46,9 @@ def _esr_argv(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     ctx = distributed.context_from_env(dict(os.environ))
+    # cuBLAS is deterministic only with a fixed workspace, which must be chosen before CUDA starts;
+    # set here (inherited by torchrun's workers) unless the user chose one.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     config = load_config(args.config, data_override=args.data)  # config errors before any launch
     if args.nproc > 1 and not ctx.enabled:
         return distributed.launch_torchrun(args.nproc, _esr_argv(args))

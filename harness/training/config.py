@@ -88,6 +88,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under DDP each process uses its local rank)
     log_every: int = 100
+    # Deterministic cuDNN/cuBLAS kernels on CUDA, so --resume is bit-for-bit on a GPU too (CPU
+    # training is deterministic anyway); false trades that for cuDNN autotuning speed.
+    deterministic: bool = True
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -239,6 +239,10 @@ def train(prepared: Prepared, *, show_progress: bool = True, stop_at: int | None
         np.random.seed(config.seed)
         torch.manual_seed(config.seed)
 
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not config.deterministic
+        torch.backends.cudnn.deterministic = config.deterministic
+        torch.use_deterministic_algorithms(config.deterministic, warn_only=True)
     distributed.init_process_group(ctx, device)
     net: nn.Module = model
     if ctx.enabled:
