@@ -217,6 +217,9 @@ def test_two_stages_collapse_and_evaluate(tmp_path: Path, model_zoo_dir: Path) -
     )
     stage2_raw["val"]["every"] = 2
     stage2 = _write_config(tmp_path / "s2.yaml", stage2_raw)
+    wider = {**stage2_raw, "model": {**stage2_raw["model"], "expansion": 3}}
+    with pytest.raises(HarnessError, match="model.expansion differ from those .*best.pth was trained with"):
+        prepare(config_from_dict(wider), source="s2", resume=False)
     assert _esr("train", "--config", str(stage2), "--no-progress") == 0
     log = (tmp_path / "s2" / "log.csv").read_text().splitlines()
     assert log[0].startswith("kind,iteration,loss,lr") and sum(line.startswith("val,") for line in log) == 1

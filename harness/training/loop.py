@@ -116,10 +116,14 @@ def prepare(config: TrainConfig, *, source: str, resume: bool, ctx: DistContext 
                 f"{source}: model.init_checkpoint {init} does not exist (train the previous stage first)"
             )
         payload = load_checkpoint(init)
-        if payload["config"]["model"]["expansion"] != config.model.expansion or list(
-            payload["config"]["model"]["expanded"]
-        ) != list(config.to_dict()["model"]["expanded"]):
-            raise HarnessError(f"{source}: model: expansion/expanded differ from those of {init}")
+        shape_keys = ("blocks", "expansion", "expanded")
+        changed = _changed_keys(
+            {k: payload["config"]["model"].get(k) for k in shape_keys},
+            {k: config.to_dict()["model"][k] for k in shape_keys},
+            "model.",
+        )
+        if changed:
+            raise HarnessError(f"{source}: {', '.join(changed)} differ from those {init} was trained with")
         model.load_state_dict(payload["model"])
     else:
         init = Path(str(config.model.init_weights))
@@ -240,6 +244,7 @@ def train(prepared: Prepared, *, show_progress: bool = True, stop_at: int | None
         torch.manual_seed(config.seed)
 
     if device.type == "cuda":
+        torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = not config.deterministic
         torch.backends.cudnn.deterministic = config.deterministic
         torch.use_deterministic_algorithms(config.deterministic, warn_only=True)
@@ -361,6 +366,7 @@ def _validate_and_save(
             "best": best,
             "log_window": list(window),
             "val": scores,
+            "data": prepared.data_description,
         }
         save_checkpoint(prepared.output_dir / "last.pth", payload)
         if improved:
