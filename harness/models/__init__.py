@@ -10,4 +10,8 @@ Names a ``submission.yaml`` uses (``model.module`` / ``model.class`` / ``model.k
 - ``imdn_pruned``: ``harness.models.imdn`` / ``IMDN`` / ``{nb: <blocks>}`` with weights written by
   ``esr prune``; input range 1.
 - ``bicubic``: ``harness.models.bicubic`` / ``Bicubic`` / ``{scale: 4}``; input range 1; no weights.
+
+Training form of ``clb_imdn`` (not evaluated directly): ``harness.models.clb.CLBIMDN(nb=7,
+expansion=4, hidden_channels=None, expanded="all", collapse_mode="explicit")``; ``collapse()``
+gives the plain IMDN. Pruning: ``harness.models.pruning.greedy_prune`` / ``prune_imdn``.
 """
