@@ -740,3 +740,15 @@ def test_retrained_weights_beside_the_manifest_point_at_the_sha256_field(tmp_pat
     assert message.endswith(
         "(manifest); if these are new weights of yours, update weights.sha256 or pass them with --weights"
     )
+
+
+def test_error_raised_inside_a_library_names_the_team_code_that_called_it(tmp_path: Path) -> None:
+    code = "from torch import nn\n\n\nclass Tiny(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    code += "        self.conv = nn.Conv2d(3, 48, 3, padding_mode='mirror')\n"
+    path = write_submission(tmp_path, code=code, model={"file": "model.py", "class": "Tiny"})
+    message = error_of(build_model, parse_manifest(path))
+    assert message.startswith(
+        f"{path.resolve()}: model.class: Tiny() failed: ValueError: padding_mode must be"
+    )
+    assert f"(at {(tmp_path / 'model.py').resolve()}:7, in " in message
+    assert "torch/nn/modules/conv.py:" in message

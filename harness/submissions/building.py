@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import re
 import sys
+import sysconfig
 import traceback
 from pathlib import Path
 from types import ModuleType
@@ -34,6 +35,9 @@ KNOWN_OPTIONAL_DEPENDENCIES: dict[str, str] = {
     "thop": "thop",
     "mmcv": "mmcv",
 }
+_LIBRARY_ROOTS = tuple(
+    {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
 # Those installed by the harness's own `zoo` extra.
 _ZOO_EXTRA = {"einops", "timm"}
 
@@ -86,16 +90,29 @@ def import_model_module(submission: Submission) -> ModuleType:
 
 
 def summarise_exception(error: BaseException) -> str:
-    """``Type: first line of message (at file:line)`` for the innermost frame of user code."""
+    """``Type: first line of message (at file:line)``, naming the innermost frame of the team's code.
+
+    When the error was raised inside an installed library (torch, timm), the library's frame follows
+    the team's: ``(at team.py:40, in .../torch/cuda/__init__.py:591)``.
+    """
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    where = ""
     if isinstance(error, SyntaxError) and error.filename:
-        where = f" (at {error.filename}:{error.lineno})"
-    else:
-        frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith("<")]
-        if frames:
-            where = f" (at {frames[-1].filename}:{frames[-1].lineno})"
-    return f"{type(error).__name__}: {first_line}{where}"
+        return f"{type(error).__name__}: {first_line} (at {error.filename}:{error.lineno})"
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith("<")]
+    if not frames:
+        return f"{type(error).__name__}: {first_line}"
+    own = [f for f in frames if not _is_library(f.filename)]
+    where = f"{own[-1].filename}:{own[-1].lineno}" if own else ""
+    if not own or own[-1] is not frames[-1]:
+        inner = f"{frames[-1].filename}:{frames[-1].lineno}"
+        where = f"{where}, in {inner}" if where else inner
+    return f"{type(error).__name__}: {first_line} (at {where})"
+
+
+def _is_library(filename: str) -> bool:
+    """Installed packages, the standard library and the harness's own loader are not the team's code."""
+    path = Path(filename).resolve()
+    return path == Path(__file__).resolve() or any(path.is_relative_to(root) for root in _LIBRARY_ROOTS)
 
 
 def _missing_module_hint(submission: Submission, missing: str | None) -> str:
