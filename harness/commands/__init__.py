@@ -16,14 +16,16 @@ from harness.errors import HarnessError
 
 # Module names, in the order `esr --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "prune",
-    "summary",
     "list_cmd",
+    "evaluate",
+    "check",
     "leaderboard",
+    "summary",
+    "data",
+    "prune",
     "train",
     "collapse",
     "bench",
-    "data",
 )
 
 
