@@ -37,7 +37,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not cuda or cuda" --benchmark-enable --benchmark-only tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --benchmark-enable --benchmark-only tests $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests
@@ -56,9 +56,11 @@ table2: $(STAMP)
 	$(BIN)/esr evaluate ntire2022:table2 imdn_baseline --zoo $(ZOO) --data $(DATA) --split test --device $(DEVICE) --out results/runs/table2-test
 	$(BIN)/esr leaderboard results/runs/table2-val results/runs/table2-test --style table2 --published
 
+# Prune -> stage 1 -> stage 2 -> collapse -> evaluate; --resume makes a rerun continue after an interruption.
 train: $(STAMP)
-	$(BIN)/esr train --config configs/clb_imdn_stage1.yaml --data $(DATA)
-	$(BIN)/esr train --config configs/clb_imdn_stage2.yaml --data $(DATA)
+	$(BIN)/esr prune --blocks 7 --out results/runs/train/imdn_pruned_nb7.pth
+	$(BIN)/esr train --config configs/clb_imdn_stage1.yaml --data $(DATA) --resume
+	$(BIN)/esr train --config configs/clb_imdn_stage2.yaml --data $(DATA) --resume
 	$(BIN)/esr collapse results/runs/train/clb_imdn_stage2/best.pth --out results/runs/train/clb_imdn_collapsed.pth
 	$(BIN)/esr evaluate clb_imdn --weights results/runs/train/clb_imdn_collapsed.pth --data $(DATA) --device $(DEVICE)
 
