@@ -131,11 +131,14 @@ def error_of(call: Any, *args: Any, **kwargs: Any) -> str:
 
 @pytest.fixture
 def clean_imports() -> Iterator[None]:
-    """Forget modules and sys.path entries a test's fake repositories added."""
-    modules, path = set(sys.modules), list(sys.path)
-    yield
-    for name in set(sys.modules) - modules:
+    """A test's fake repositories see no ``models`` package imported before; all is put back after."""
+    modules, path = dict(sys.modules), list(sys.path)
+    for name in [n for n in modules if n == "models" or n.startswith("models.")]:
         del sys.modules[name]
+    yield
+    for name in set(sys.modules) - set(modules):
+        del sys.modules[name]
+    sys.modules.update(modules)
     sys.path[:] = path
 
 
