@@ -20,24 +20,29 @@ from harness.runner import RunConfig, TimingSettings, evaluate_run, resolve_devi
 from harness.submissions import resolve_many, resolve_submission
 
 
-def _env_path(variable: str) -> Path | None:
+def env_path(variable: str) -> Path | None:
+    """The folder an environment variable names, or None when it is unset or empty."""
     value = os.environ.get(variable)
     return Path(value) if value else None
 
 
-def add_input_options(parser: argparse.ArgumentParser) -> None:
-    """--model-zoo / --zoo / --weights-cache / --trust-weights: where models and weights come from."""
-    parser.add_argument(
-        "--model-zoo",
-        type=Path,
-        default=_env_path("ESR_MODEL_ZOO"),
-        help="folder of released weights looked up by file name (default: $ESR_MODEL_ZOO)",
-    )
+def add_zoo_option(parser: argparse.ArgumentParser) -> None:
+    """--zoo: the official NTIRE 2022 repository checkout that ntire2022:<team> names resolve in."""
     parser.add_argument(
         "--zoo",
         type=Path,
-        default=_env_path("ESR_NTIRE2022_ZOO"),
+        default=env_path("ESR_NTIRE2022_ZOO"),
         help="checkout of the official NTIRE2022_ESR repository, for ntire2022:<team> (default: $ESR_NTIRE2022_ZOO)",
+    )
+
+
+def add_weights_source_options(parser: argparse.ArgumentParser) -> None:
+    """--model-zoo / --weights-cache / --trust-weights: where weights come from and how they load."""
+    parser.add_argument(
+        "--model-zoo",
+        type=Path,
+        default=env_path("ESR_MODEL_ZOO"),
+        help="folder of released weights looked up by file name (default: $ESR_MODEL_ZOO)",
     )
     parser.add_argument(
         "--weights-cache",
@@ -72,7 +77,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--force", action="store_true", help="recompute cached results")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_input_options(parser)
+    add_weights_source_options(parser)
+    add_zoo_option(parser)
 
 
 def run_evaluation(args: argparse.Namespace, *, save_images_dir: Path | None = None) -> dict[str, Any]:

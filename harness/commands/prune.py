@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 
 from harness.atomic import atomic_path, write_json_atomic
+from harness.commands._common import add_weights_source_options
 from harness.data import open_dataset
 from harness.errors import HarnessError
 from harness.models.pruning import MAX_BLOCKS, MIN_BLOCKS, calibration_set, greedy_prune
@@ -19,11 +19,6 @@ HELP = "prune the IMDN baseline to fewer blocks (greedy, least PSNR loss) and wr
 EXAMPLE = "esr prune --blocks 7 --out imdn_pruned_nb7.pth"
 
 SOURCE_SUBMISSION = "imdn_baseline"
-
-
-def _env_path(variable: str) -> Path | None:
-    value = os.environ.get(variable)
-    return Path(value) if value else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,18 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights", type=Path, default=None, help="8-block IMDN weights to prune (default: the baseline's)"
     )
-    parser.add_argument(
-        "--model-zoo",
-        type=Path,
-        default=_env_path("ESR_MODEL_ZOO"),
-        help="folder of released weights (default: $ESR_MODEL_ZOO)",
-    )
-    parser.add_argument(
-        "--weights-cache",
-        type=Path,
-        default=None,
-        help="downloaded weights cache (default: ~/.cache/esr-harness)",
-    )
+    add_weights_source_options(parser)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--quiet", action="store_true", help="print only the result")
 
@@ -76,7 +60,11 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError(f"--out: {args.out} would be overwritten by its own JSON record; use a .pth name")
     submission = resolve_submission(SOURCE_SUBMISSION)
     loaded = load_model(
-        submission, weights=args.weights, model_zoo=args.model_zoo, cache_dir=args.weights_cache
+        submission,
+        weights=args.weights,
+        model_zoo=args.model_zoo,
+        cache_dir=args.weights_cache,
+        trust_weights=args.trust_weights,
     )
     dataset = open_dataset(args.calibration, scale=submission.scale)
     images = calibration_set(dataset, crop=args.crop, scale=submission.scale)

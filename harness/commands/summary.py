@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from tabulate import tabulate
 
 from harness.atomic import write_json_atomic
+from harness.commands._common import add_zoo_option
 from harness.complexity import DEFAULT_INPUT_SIZE, count_complexity, parse_input_size
 from harness.errors import HarnessError
 from harness.submissions import build_model, resolve_many
@@ -29,13 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="low-resolution input size the counts are taken at (default: %(default)s, the challenge's)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the counts to this JSON file")
-    parser.add_argument(
-        "--zoo",
-        type=Path,
-        metavar="PATH",
-        help="checkout of the official NTIRE2022_ESR repository for ntire2022: names "
-        "(default: $ESR_NTIRE2022_ZOO)",
-    )
+    add_zoo_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,9 +37,8 @@ def run(args: argparse.Namespace) -> int:
         input_size = parse_input_size(args.input_size)
     except ValueError as error:
         raise HarnessError(f"--input-size: {error}") from None
-    zoo = args.zoo or (Path(os.environ["ESR_NTIRE2022_ZOO"]) if os.environ.get("ESR_NTIRE2022_ZOO") else None)
     records = []
-    for submission in resolve_many(args.submissions, zoo=zoo):
+    for submission in resolve_many(args.submissions, zoo=args.zoo):
         complexity = count_complexity(build_model(submission), input_size)
         records.append(
             {"submission": submission.name, **complexity.as_dict(), "input_size": list(input_size)}
