@@ -554,7 +554,7 @@ def test_weights_without_file_or_url_and_released_only_by_instructions(tmp_path:
     path = write_submission(tmp_path / "a", weights={"file": "tiny.pth", "sha256": "2" * 64})
     message = error_of(resolve_weights, parse_manifest(path), cache_dir=tmp_path / "cache")
     assert "weights.file: tiny.pth not found (looked in" in message and message.endswith(
-        "and the manifest has no url"
+        "and the manifest has no url; pass --weights PATH"
     )
     pruned = resolve_submission("imdn_pruned")
     message = error_of(load_model, pruned, cache_dir=tmp_path / "cache")

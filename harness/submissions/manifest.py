@@ -288,14 +288,12 @@ def parse_manifest(path: str | Path) -> Submission:
         if not isinstance(key, str) or not key.isidentifier():
             model_section.fail(f"model.kwargs.{key}", "keyword names must be Python identifiers")
     model = ModelSpec(
-        class_name=model_section.text("class") or "",
+        class_name=model_section.text("class"),  # required: present and non-empty by now
         file=_local_path(base, file) if file else None,
         module=model_section.text("module"),
         kwargs=kwargs,
         root=_local_path(base, root) if root else None,
     )
-    if not model.class_name:
-        model_section.fail("model.class", "missing")
     if root and not model.root.is_dir():  # type: ignore[union-attr]
         model_section.fail("model.root", f"{model.root} is not a folder")
 
@@ -307,7 +305,6 @@ def parse_manifest(path: str | Path) -> Submission:
     extra = top.get("extra_requires", list, kind_name="a list of package names") or []
     if not all(isinstance(item, str) and item for item in extra):
         top.fail("extra_requires", "must be a list of package names")
-    tile_overlap = top.data.get("tile_overlap", DEFAULT_TILE_OVERLAP)
     return Submission(
         name=top.text("name"),
         team=top.text("team"),
@@ -317,7 +314,7 @@ def parse_manifest(path: str | Path) -> Submission:
         input_range=top.get("input_range", (int, float), kind_name="1.0 or 255.0"),
         scale=top.data["scale"],
         tile=top.data.get("tile"),
-        tile_overlap=tile_overlap,
+        tile_overlap=top.data.get("tile_overlap", DEFAULT_TILE_OVERLAP),
         manifest_path=path,
         extra_requires=tuple(extra),
         needs_cuda=bool(top.get("needs_cuda", bool, kind_name="true or false") or False),

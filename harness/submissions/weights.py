@@ -94,7 +94,8 @@ def resolve_weights(
     looked = ", ".join(str(path) for path, _ in candidates)
     if spec.url is None:
         raise submission.error(
-            "weights.file", f"{file_name} not found (looked in {looked}) and the manifest has no url"
+            "weights.file",
+            f"{file_name} not found (looked in {looked}) and the manifest has no url; pass --weights PATH",
         )
     if not allow_download:
         raise submission.error(
