@@ -13,51 +13,83 @@ The LR images of DIV2K and of the classic benchmark sets were made with MATLAB's
    (antialiasing), normalised per output pixel, and out-of-range indices are mirrored with the
    edge pixel repeated (``[1:n, n:-1:1]``).
 
-Why float32 and BLAS give the same bits as MATLAB's float64 loop: for the factors 2 and 4 the
-weights are dyadic fractions with at most 12 significant bits, so every product and partial
-sum is exact in float32 whatever the order. For the factor 3 the exact weights are multiples
-of 1/81 (down) or 1/27 (up), so an exact pass result is never closer than 1/162 to a rounding
-tie, far more than the float32 error (below 3e-4). The tests check both against Set5 images
-resized by MATLAB and against a float64 per-pixel loop.
+Why a pass is a fixed-kernel correlation: for an integer factor the output centres fall on a
+grid commensurate with the input grid. Shrinking by s, output q (0-based) is centred on input
+``s*q + (s-1)/2``, the same offset from its taps for every q, so every output pixel has the
+same weights (4s taps, 4s-1 for odd s); enlarging by s there are s phases of 4 or 5 taps. The
+weights never depend on the image size, and mirroring only changes *which* pixels the taps
+read, so a pass is a strided correlation of the mirror-padded image with one kernel. Padding
+through the mirror index map stays right however often it wraps (images narrower than the
+kernel), so there is no separate path for small images.
 
-Speed: each pass is a band matrix applied with dense matrix products on blocks of output
-rows, instead of one small product per output row and channel.
+Why float32 gives the same bits as MATLAB's float64 loop: for the factors 2 and 4 the weights
+are dyadic fractions (multiples of 2**-8 or 2**-12 shrinking, 2**-7 or 2**-10 enlarging), so
+with uint8 inputs every product and partial sum is an integer number of such units below 2**21
+and is exact in float32 in any order, rounding ties included. For the factor 3 the exact weights are
+multiples of 1/81 (shrinking) or 1/27 (enlarging), so an exact pass result is never closer
+than 1/162 to a rounding tie, far more than the float32 error (below 1e-3). The tests check
+both against Set5 images resized by MATLAB and against a float64 per-pixel loop.
+
+Speed: the height pass converts a chunk of input rows to float32 while it is still in cache
+and applies the kernel as one strided matrix-vector product per output row (numpy loops over
+a strided view, no copies). The width pass multiplies blocks of mirror-padded pixels by one
+small band matrix (the kernel repeated per output, per channel), again through a strided
+view. Every BLAS call is kept small enough for OpenBLAS to run it on the calling thread: its
+worker threads spin, which on a busy machine made the same products several times slower.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from harness.errors import HarnessError
 
 FACTORS: tuple[int, ...] = (2, 3, 4)
 
-# Output rows per dense block: small blocks waste few multiplications on the zeros outside
-# the band, large blocks keep BLAS efficient; 8 measured fastest for DIV2K-sized images.
-_BLOCK_ROWS = 8
-
-# Columns (pass 1) or rows (pass 2) per tile: each matrix product stays below OpenBLAS's
-# threading threshold (m*n*k < 2**18). Threaded BLAS on products this small loses time to
-# spinning threads (measured 3x slower on a busy 2-core machine), worse when the data
-# prefetcher runs several resizes at once.
+# Height pass: columns per matrix-vector product. OpenBLAS keeps a product on the calling
+# thread below m*n = 9216 elements (matrix-vector) and m*n*k = 2**18 (matrix-matrix); 512
+# columns times at most 16 taps (or 4 phases x 5 taps) stays below both.
 _TILE = 512
+_SERIAL_GEMM_LIMIT = 2**18
 
-_KERNEL_WIDTH = 4.0  # the bicubic kernel's support, in input pixels at scale 1
+# Height pass: float32 input rows converted per chunk (about 2 MiB), so the rows the products
+# read are still in cache; larger chunks measured slower, smaller ones pay per-call overhead.
+_CHUNK_BYTES = 2 << 20
+
+# Width pass: output pixels per band block. Four keep the band matrix mostly non-zero (the
+# extra multiply-adds cost less than more, smaller products).
+_BLOCK_OUTPUTS = 4
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    """One helper thread shared by all calls, so concurrent callers never add up to more."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="imresize")
 
 
 @dataclass(frozen=True)
-class _Block:
-    """One dense piece of a pass's band matrix: out[out_start:out_stop] = matrix @ in[in_start:in_stop]."""
+class _Kernel:
+    """One pass's correlation: output ``q * phases + p`` is
+    ``sum(weights[p, t] * padded[stride * q + t])``, where ``padded[i]`` is the input pixel
+    ``mirror(i + offset)``."""
 
-    out_start: int
-    out_stop: int
-    in_start: int
-    in_stop: int
-    matrix: np.ndarray  # float32, (out_stop - out_start, in_stop - in_start)
+    weights: np.ndarray  # float32, (phases, taps)
+    stride: int
+    offset: int
+
+    @property
+    def phases(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def taps(self) -> int:
+        return self.weights.shape[1]
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -70,65 +102,109 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     )
 
 
-def _contributions(in_length: int, out_length: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """MATLAB's per-output weights and 0-based input indices for one dimension.
+@lru_cache(maxsize=8)
+def _kernel(factor: int, shrinking: bool) -> _Kernel:
+    """MATLAB's contributions() for one output pixel per phase, relative to its first tap.
 
-    Returns ``(weights, indices)``, both of shape (out_length, taps): output pixel k is
-    ``sum(weights[k] * input[indices[k]])``. Indices are already mirrored into range.
+    MATLAB maps output x (1-based) to input ``u = x / scale + (1 - 1 / scale) / 2``; in 0-based
+    coordinates that is ``factor * q + (factor - 1) / 2`` when shrinking and
+    ``q + (p + 1/2) / factor - 1/2`` for phase p when enlarging.
     """
-    kernel_width = _KERNEL_WIDTH
-    antialias = scale < 1
-    if antialias:
-        kernel_width = kernel_width / scale
-    x = np.arange(1, out_length + 1, dtype=np.float64)
-    # Output pixel centres mapped to input coordinates (MATLAB's 1-based convention).
-    u = x / scale + 0.5 * (1 - 1 / scale)
-    left = np.floor(u - kernel_width / 2)
-    taps = math.ceil(kernel_width) + 2
-    indices = left[:, None] + np.arange(taps, dtype=np.float64)
-    distance = u[:, None] - indices
-    weights = scale * _cubic(scale * distance) if antialias else _cubic(distance)
+    if shrinking:
+        centres = np.array([(factor - 1) / 2])
+        stride, half_width = factor, 2.0 * factor
+    else:
+        centres = (np.arange(factor) + 0.5) / factor - 0.5
+        stride, half_width = 1, 2.0
+    first = math.floor(centres.min() - half_width)
+    positions = np.arange(first, math.ceil(centres.max() + half_width) + 1)
+    distance = centres[:, None] - positions
+    weights = _cubic(distance / factor) / factor if shrinking else _cubic(distance)
     weights = weights / weights.sum(axis=1, keepdims=True)
-    mirror = np.concatenate([np.arange(in_length), np.arange(in_length - 1, -1, -1)])
-    indices = mirror[np.mod(indices.astype(np.int64) - 1, 2 * in_length)]
-    used = np.any(weights != 0, axis=0)
-    return weights[:, used], indices[:, used]
+    used = np.flatnonzero(np.any(weights != 0, axis=0))
+    weights = weights[:, used[0] : used[-1] + 1]
+    return _Kernel(weights.astype(np.float32), stride, first + int(used[0]))
 
 
-@lru_cache(maxsize=64)
-def _plan(in_length: int, out_length: int, scale: float) -> tuple[_Block, ...]:
-    """The band matrix of one pass, cut into dense blocks of ``_BLOCK_ROWS`` output rows."""
-    weights, indices = _contributions(in_length, out_length, scale)
-    blocks = []
-    for start in range(0, out_length, _BLOCK_ROWS):
-        stop = min(out_length, start + _BLOCK_ROWS)
-        idx = indices[start:stop]
-        lo, hi = int(idx.min()), int(idx.max()) + 1
-        matrix = np.zeros((stop - start, hi - lo), dtype=np.float64)
-        rows = np.repeat(np.arange(stop - start), idx.shape[1])
-        # add.at: mirrored indices can name one input pixel twice; their weights add up.
-        np.add.at(matrix, (rows, (idx - lo).ravel()), weights[start:stop].ravel())
-        blocks.append(_Block(start, stop, lo, hi, matrix.astype(np.float32)))
-    return tuple(blocks)
+def _mirror(indices: np.ndarray, length: int) -> np.ndarray:
+    """MATLAB's ``aux = [1:n, n:-1:1]`` lookup for 0-based indices, any distance out of range."""
+    folded = np.mod(indices, 2 * length)
+    return np.where(folded < length, folded, 2 * length - 1 - folded)
 
 
-def _round_to_uint8_values(values: np.ndarray) -> np.ndarray:
-    """In place: saturate to 0..255 and round half away from zero, as MATLAB's uint8()."""
+def _round_to_uint8_values(values: np.ndarray) -> None:
+    """In place: round half away from zero and saturate to 0..255, as MATLAB's uint8().
+
+    Adding 1/2 first and clipping to 0..255 gives the same integers after the floor.
+    """
+    np.add(values, 0.5, out=values)
     np.clip(values, 0, 255, out=values)
-    values += 0.5
     np.floor(values, out=values)
-    return values
 
 
-def _factor(scale: float) -> tuple[int, bool]:
-    """(s, shrinking) for scale 1/s or s; anything else is refused."""
-    for s in FACTORS:
-        if math.isclose(scale, s, rel_tol=0, abs_tol=1e-9):
-            return s, False
-        if math.isclose(scale, 1 / s, rel_tol=0, abs_tol=1e-9):
-            return s, True
-    allowed = ", ".join(f"1/{s}" for s in FACTORS) + ", " + ", ".join(str(s) for s in FACTORS)
-    raise HarnessError(f"imresize: scale {scale!r} is not supported (allowed: {allowed})")
+def _height_pass(source: np.ndarray, kernel: _Kernel, out: np.ndarray, first: int, stop: int) -> None:
+    """Output rows ``first * phases`` to ``stop * phases`` of the pass along ``source``'s rows.
+
+    ``source`` is n x m uint8; ``out`` is a float32 (out_rows x m rounded up to a multiple of
+    _TILE) view with unit column stride, whose columns past m receive zeros. The rows written
+    hold uint8 values.
+    """
+    rows, width = source.shape
+    stride, taps, phases = kernel.stride, kernel.taps, kernel.phases
+    tiles = out.shape[1] // _TILE
+    per_chunk = max(1, _CHUNK_BYTES // (stride * out.shape[1] * 4))
+    scratch = np.zeros(((per_chunk - 1) * stride + taps, out.shape[1]), np.float32)
+    row_bytes, out_row_bytes = scratch.strides[0], out.strides[0]
+    for q0 in range(first, stop, per_chunk):
+        n = min(per_chunk, stop - q0)
+        index = _mirror(np.arange(q0 * stride, (q0 + n - 1) * stride + taps) + kernel.offset, rows)
+        window = scratch[: len(index)]
+        # Mirrored runs repeat or step back, so last - first == length - 1 only for a plain run.
+        if index[-1] - index[0] == len(index) - 1:
+            window[:, :width] = source[index[0] : index[-1] + 1]
+        else:
+            window[:, :width] = source[index]
+        taps_view = as_strided(window, (n, tiles, taps, _TILE), (stride * row_bytes, _TILE * 4, row_bytes, 4))
+        rows_out = out[q0 * phases : (q0 + n) * phases]
+        block = as_strided(
+            rows_out, (n, tiles, phases, _TILE), (phases * out_row_bytes, _TILE * 4, out_row_bytes, 4)
+        )
+        np.matmul(kernel.weights, taps_view, out=block)
+        _round_to_uint8_values(rows_out)
+
+
+def _width_band(kernel: _Kernel, channels: int) -> tuple[int, int, np.ndarray]:
+    """(positions per block, span, matrix): a block of output pixels from ``span`` input pixels.
+
+    The matrix maps ``span * channels`` interleaved input values to the block's outputs, also
+    interleaved, so the width pass needs no transposition.
+    """
+    per_block = max(1, _BLOCK_OUTPUTS // kernel.phases)
+    span = (per_block - 1) * kernel.stride + kernel.taps
+    band = np.zeros((span, per_block * kernel.phases), np.float32)
+    for j in range(per_block):
+        start = j * kernel.stride
+        band[start : start + kernel.taps, j * kernel.phases : (j + 1) * kernel.phases] = kernel.weights.T
+    return per_block, span, np.kron(band, np.eye(channels, dtype=np.float32))
+
+
+def _width_pass(padded: np.ndarray, kernel: _Kernel, channels: int, out: np.ndarray) -> None:
+    """The pass along the rows of ``padded`` (rows x padded pixels x channels, float32) into
+    ``out`` (rows x out_width x channels, uint8)."""
+    per_block, span, band = _width_band(kernel, channels)
+    blocks = -(-out.shape[1] // (per_block * kernel.phases))
+    flat = padded.reshape(padded.shape[0], -1)
+    step = per_block * kernel.stride * channels * 4
+    rows_per_call = max(1, (_SERIAL_GEMM_LIMIT - 1) // band.size)
+    for r0 in range(0, flat.shape[0], rows_per_call):
+        rows = flat[r0 : r0 + rows_per_call]
+        windows = as_strided(rows, (blocks, rows.shape[0], band.shape[0]), (step, rows.strides[0], 4))
+        values = np.matmul(windows, band)
+        np.add(values, 0.5, out=values)
+        np.clip(values, 0, 255, out=values)
+        # Truncation to uint8 is the floor here: the values are non-negative.
+        arranged = values.transpose(1, 0, 2).reshape(rows.shape[0], -1, channels)[:, : out.shape[1]]
+        np.copyto(out[r0 : r0 + rows.shape[0]], arranged, casting="unsafe")
 
 
 def imresize(img: np.ndarray, scale: float) -> np.ndarray:
@@ -143,44 +219,60 @@ def imresize(img: np.ndarray, scale: float) -> np.ndarray:
     if array.ndim not in (2, 3) or min(array.shape[:2]) < 1:
         raise HarnessError(f"imresize: expected an H x W or H x W x C image, got shape {array.shape}")
     s, shrinking = _factor(scale)
-    matlab_scale = 1 / s if shrinking else float(s)
+    kernel = _kernel(s, shrinking)
     height, width = array.shape[:2]
     channels = 1 if array.ndim == 2 else array.shape[2]
     if shrinking:
         out_height, out_width = -(-height // s), -(-width // s)
     else:
         out_height, out_width = height * s, width * s
+    source = array.reshape(height, width * channels)
 
-    # Pass 1, along the height: rows of a (H, W*C) matrix, every channel at once.
-    first = np.empty((out_height, width * channels), dtype=np.float32)
-    source = array.reshape(height, width * channels).astype(np.float32)
-    blocks = _plan(height, out_height, matlab_scale)
-    for c0 in range(0, source.shape[1], _TILE):
-        columns = slice(c0, c0 + _TILE)
-        for b in blocks:
-            np.matmul(
-                b.matrix,
-                source[b.in_start : b.in_stop, columns],
-                out=first[b.out_start : b.out_stop, columns],
-            )
-    _round_to_uint8_values(first)
+    # The intermediate image: rows of mirror-padded pixels, channels interleaved. Pixel p of a
+    # row is input column mirror(p - left); the height pass fills the real ones, [left, left +
+    # width), and spills zeros up to a whole tile, which the mirrored pixels then overwrite.
+    per_block, span, _ = _width_band(kernel, channels)
+    blocks = -(-out_width // (per_block * kernel.phases))
+    left = -kernel.offset
+    tiled = -(-width * channels // _TILE) * _TILE
+    padded_width = max((blocks - 1) * per_block * kernel.stride + span, left + -(-tiled // channels))
+    middle = np.empty((out_height, padded_width, channels), np.float32)
+    real = middle.reshape(out_height, -1)[:, left * channels : left * channels + tiled]
+    outside = np.r_[0:left, left + width : padded_width]
+    mirrored = left + _mirror(outside - left, width)
+    result = np.empty((out_height, out_width, channels), np.uint8)
 
-    # Pass 2, along the width: channel planes stacked so the width is the contiguous axis.
-    planes = np.ascontiguousarray(first.reshape(out_height, width, channels).transpose(2, 0, 1))
-    planes = planes.reshape(channels * out_height, width)
-    second = np.empty((channels * out_height, out_width), dtype=np.float32)
-    blocks = _plan(width, out_width, matlab_scale)
-    for r0 in range(0, planes.shape[0], _TILE):
-        tile = planes[r0 : r0 + _TILE]
-        for b in blocks:
-            np.matmul(
-                tile[:, b.in_start : b.in_stop],
-                b.matrix.T,
-                out=second[r0 : r0 + _TILE, b.out_start : b.out_stop],
-            )
-    result = _round_to_uint8_values(second).astype(np.uint8)
-    result = np.ascontiguousarray(result.reshape(channels, out_height, out_width).transpose(1, 2, 0))
+    def resize_rows(first: int, stop: int) -> None:
+        """Both passes for output positions [first, stop) of the height pass."""
+        rows = slice(first * kernel.phases, stop * kernel.phases)
+        _height_pass(source, kernel, real, first, stop)
+        middle[rows, outside] = middle[rows, mirrored]
+        _width_pass(middle[rows], kernel, channels, result[rows])
+
+    positions = out_height // kernel.phases
+    if source.nbytes * 4 < 2 * _CHUNK_BYTES:
+        resize_rows(0, positions)
+    else:
+        # Rows of the result are independent: two halves on two threads (numpy and BLAS release
+        # the GIL), the calling thread doing one of them.
+        half = positions // 2
+        other = _pool().submit(resize_rows, half, positions)
+        try:
+            resize_rows(0, half)
+        finally:
+            other.result()
     return result[:, :, 0] if array.ndim == 2 else result
+
+
+def _factor(scale: float) -> tuple[int, bool]:
+    """(s, shrinking) for scale 1/s or s; anything else is refused."""
+    for s in FACTORS:
+        if math.isclose(scale, s, rel_tol=0, abs_tol=1e-9):
+            return s, False
+        if math.isclose(scale, 1 / s, rel_tol=0, abs_tol=1e-9):
+            return s, True
+    allowed = ", ".join(f"1/{s}" for s in FACTORS) + ", " + ", ".join(str(s) for s in FACTORS)
+    raise HarnessError(f"imresize: scale {scale!r} is not supported (allowed: {allowed})")
 
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
