@@ -52,10 +52,11 @@ from harness.errors import HarnessError
 
 FACTORS: tuple[int, ...] = (2, 3, 4)
 
-# Height pass: columns per matrix-vector product. OpenBLAS keeps a product on the calling
-# thread below m*n = 9216 elements (matrix-vector) and m*n*k = 2**18 (matrix-matrix); 512
-# columns times at most 16 taps (or 4 phases x 5 taps) stays below both.
-_TILE = 512
+# Every BLAS call is kept below the sizes at which OpenBLAS hands it to its worker threads
+# (measured for numpy's OpenBLAS 0.3.31: matrix-vector products from about 460800 elements,
+# matrix products from m*n*k = 2**18; older versions thread matrix-vector products sooner).
+# The height pass tiles its columns to at most _TILE_ELEMENTS weights x columns per call.
+_TILE_ELEMENTS = 2**16
 _SERIAL_GEMM_LIMIT = 2**18
 
 # Height pass: float32 input rows converted per chunk (about 2 MiB), so the rows the products
@@ -142,16 +143,25 @@ def _round_to_uint8_values(values: np.ndarray) -> None:
     np.floor(values, out=values)
 
 
+def _column_tile(columns: int, kernel: _Kernel) -> int:
+    """Columns per height-pass product: the fewest equal tiles (multiples of 16) that keep each
+    product below _TILE_ELEMENTS. The row length the pass writes is a whole number of tiles."""
+    largest = max(16, _TILE_ELEMENTS // kernel.weights.size)
+    tiles = -(-columns // largest)
+    return -(-columns // (tiles * 16)) * 16
+
+
 def _height_pass(source: np.ndarray, kernel: _Kernel, out: np.ndarray, first: int, stop: int) -> None:
     """Output rows ``first * phases`` to ``stop * phases`` of the pass along ``source``'s rows.
 
-    ``source`` is n x m uint8; ``out`` is a float32 (out_rows x m rounded up to a multiple of
-    _TILE) view with unit column stride, whose columns past m receive zeros. The rows written
+    ``source`` is n x m uint8; ``out`` is a float32 view with unit column stride, m rounded up
+    to whole tiles wide (_column_tile); its columns past m receive zeros. The rows written
     hold uint8 values.
     """
     rows, width = source.shape
     stride, taps, phases = kernel.stride, kernel.taps, kernel.phases
-    tiles = out.shape[1] // _TILE
+    tile = _column_tile(width, kernel)
+    tiles = out.shape[1] // tile
     per_chunk = max(1, _CHUNK_BYTES // (stride * out.shape[1] * 4))
     scratch = np.zeros(((per_chunk - 1) * stride + taps, out.shape[1]), np.float32)
     row_bytes, out_row_bytes = scratch.strides[0], out.strides[0]
@@ -164,13 +174,13 @@ def _height_pass(source: np.ndarray, kernel: _Kernel, out: np.ndarray, first: in
             window[:, :width] = source[index[0] : index[-1] + 1]
         else:
             window[:, :width] = source[index]
-        taps_view = as_strided(window, (n, tiles, taps, _TILE), (stride * row_bytes, _TILE * 4, row_bytes, 4))
+        taps_view = as_strided(window, (n, tiles, taps, tile), (stride * row_bytes, tile * 4, row_bytes, 4))
         rows_out = out[q0 * phases : (q0 + n) * phases]
         block = as_strided(
-            rows_out, (n, tiles, phases, _TILE), (phases * out_row_bytes, _TILE * 4, out_row_bytes, 4)
+            rows_out, (n, tiles, phases, tile), (phases * out_row_bytes, tile * 4, out_row_bytes, 4)
         )
         np.matmul(kernel.weights, taps_view, out=block)
-        _round_to_uint8_values(rows_out)
+    _round_to_uint8_values(out[first * phases : stop * phases])
 
 
 def _width_band(kernel: _Kernel, channels: int) -> tuple[int, int, np.ndarray]:
@@ -234,7 +244,8 @@ def imresize(img: np.ndarray, scale: float) -> np.ndarray:
     per_block, span, _ = _width_band(kernel, channels)
     blocks = -(-out_width // (per_block * kernel.phases))
     left = -kernel.offset
-    tiled = -(-width * channels // _TILE) * _TILE
+    tile = _column_tile(width * channels, kernel)
+    tiled = -(-width * channels // tile) * tile
     padded_width = max((blocks - 1) * per_block * kernel.stride + span, left + -(-tiled // channels))
     middle = np.empty((out_height, padded_width, channels), np.float32)
     real = middle.reshape(out_height, -1)[:, left * channels : left * channels + tiled]
