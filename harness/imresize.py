@@ -31,16 +31,20 @@ than 1/162 to a rounding tie, far more than the float32 error (below 1e-3). The 
 both against Set5 images resized by MATLAB and against a float64 per-pixel loop.
 
 Speed: the height pass converts a chunk of input rows to float32 while it is still in cache
-and applies the kernel as one strided matrix-vector product per output row (numpy loops over
-a strided view, no copies). The width pass multiplies blocks of mirror-padded pixels by one
-small band matrix (the kernel repeated per output, per channel), again through a strided
-view. Every BLAS call is kept small enough for OpenBLAS to run it on the calling thread: its
-worker threads spin, which on a busy machine made the same products several times slower.
+and applies the kernel as one strided matrix-vector product per output row and column tile
+(numpy loops over a strided view, no copies). The width pass multiplies blocks of
+mirror-padded pixels by one small band matrix (the kernel repeated per output, per channel),
+again through a strided view. Output rows are independent, so a large image is done in two
+halves on two Python threads (numpy and BLAS release the GIL; nothing spins while waiting).
+Every BLAS call is kept small enough for OpenBLAS to run it on the calling thread instead:
+its worker threads spin, and a product it did split ran about 50 times slower on a busy
+machine.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -70,8 +74,12 @@ _BLOCK_OUTPUTS = 4
 
 @lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
-    """One helper thread shared by all calls, so concurrent callers never add up to more."""
+    """One helper thread shared by all calls: concurrent callers add one thread in all, not one each."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="imresize")
+
+
+# A forked child (a DataLoader worker) inherits the pool but not its thread; it makes its own.
+os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,7 @@ def _round_to_uint8_values(values: np.ndarray) -> None:
 
 def _column_tile(columns: int, kernel: _Kernel) -> int:
     """Columns per height-pass product: the fewest equal tiles (multiples of 16) that keep each
-    product below _TILE_ELEMENTS. The row length the pass writes is a whole number of tiles."""
+    product at about _TILE_ELEMENTS or less. The pass writes rows of whole tiles."""
     largest = max(16, _TILE_ELEMENTS // kernel.weights.size)
     tiles = -(-columns // largest)
     return -(-columns // (tiles * 16)) * 16
@@ -262,10 +270,11 @@ def imresize(img: np.ndarray, scale: float) -> np.ndarray:
 
     positions = out_height // kernel.phases
     if source.nbytes * 4 < 2 * _CHUNK_BYTES:
+        # Less than a chunk per half: handing a half over would cost more than it saves.
         resize_rows(0, positions)
     else:
-        # Rows of the result are independent: two halves on two threads (numpy and BLAS release
-        # the GIL), the calling thread doing one of them.
+        # Rows of the result are independent: the calling thread does one half, the pool's
+        # thread the other.
         half = positions // 2
         other = _pool().submit(resize_rows, half, positions)
         try:
