@@ -171,7 +171,8 @@ def _height_pass(source: np.ndarray, kernel: _Kernel, out: np.ndarray, first: in
     tile = _column_tile(width, kernel)
     tiles = out.shape[1] // tile
     per_chunk = max(1, _CHUNK_BYTES // (stride * out.shape[1] * 4))
-    scratch = np.zeros(((per_chunk - 1) * stride + taps, out.shape[1]), np.float32)
+    scratch = np.empty(((per_chunk - 1) * stride + taps, out.shape[1]), np.float32)
+    scratch[:, width:] = 0
     row_bytes, out_row_bytes = scratch.strides[0], out.strides[0]
     for q0 in range(first, stop, per_chunk):
         n = min(per_chunk, stop - q0)
