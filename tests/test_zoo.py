@@ -10,7 +10,6 @@ complexity is the organisers' own counter, imported from that checkout at test t
 
 from __future__ import annotations
 
-import copy
 import csv
 import importlib.util
 import os
@@ -463,8 +462,8 @@ def _real_submission(zoo: Path, mid: int):
 @pytest.mark.parametrize("mid", REAL_IDS)
 def test_real_model_loads_strictly_and_upscales(official_zoo: Path, mid: int) -> None:
     submission = _real_submission(official_zoo, mid)
-    if not Path(submission.weights.file).is_file():
-        pytest.skip(f"{submission.weights.file} is absent from this checkout")
+    if submission.weights.file is None:  # known by git blob id only, and absent or different here
+        pytest.skip(submission.weights.instructions)
     loaded = load_model(submission)  # sha256 verified, strict load, on CPU
     assert loaded.weights_sha256 == submission.weights.sha256
     with torch.no_grad():
@@ -478,10 +477,12 @@ def test_real_model_loads_strictly_and_upscales(official_zoo: Path, mid: int) ->
 def test_real_model_complexity_equals_the_organisers_counter(official_zoo: Path, official_counter, mid: int):
     submission = _real_submission(official_zoo, mid)
     entry = default_registry().by_id(mid)
+    # A fresh model for each count: the official counter leaves attributes behind, and models with
+    # weight_norm cannot be deep-copied.
     model = build_model(submission)
     with torch.no_grad():
-        acts, num_conv = official_counter.get_model_activation(copy.deepcopy(model), INPUT)
-        flops = official_counter.get_model_flops(copy.deepcopy(model), INPUT, False)
+        acts, num_conv = official_counter.get_model_activation(build_model(submission), INPUT)
+        flops = official_counter.get_model_flops(build_model(submission), INPUT, False)
         official = {
             "params": sum(p.numel() for p in model.parameters()),
             "flops": int(flops),

@@ -263,7 +263,9 @@ def load_registry(path: str | Path | None = None) -> Registry:
     entries = tuple(_parse_entry(path, i, item) for i, item in enumerate(raw_models))
     seen: dict[str, int] = {}
     for entry in entries:
-        for key in {str(entry.official_model_id), entry.team.casefold(), entry.slug.casefold()}:
+        for key in dict.fromkeys(
+            [str(entry.official_model_id), entry.team.casefold(), entry.slug.casefold()]
+        ):
             if key in seen:
                 top.fail(
                     "models", f"{key!r} names both official model {seen[key]} and {entry.official_model_id}"
