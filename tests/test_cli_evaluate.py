@@ -154,3 +154,17 @@ def test_cuda_without_a_gpu_is_refused(tmp_path: Path, capsys) -> None:
         pytest.skip("this machine has a GPU")
     assert esr(["evaluate", "clb_imdn", "--device", "cuda", "--out", str(tmp_path / "out")]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_clb_imdn_beats_bicubic_on_every_sample(tmp_path: Path, model_zoo_dir: Path) -> None:
+    out = tmp_path / "run"
+    argv = ["evaluate", "clb_imdn", "bicubic", "--data", "samples", "--out", str(out)]
+    assert esr(argv + _common(tmp_path, model_zoo_dir)) == 0
+    document = json.loads((out / "results.json").read_text())
+    by_name = {record["submission"]: record for record in document["results"]}
+    assert by_name["imdn_baseline"]["role"] == "baseline"  # the protocol's reference came along
+    model = {entry["name"]: entry["psnr_rgb"] for entry in by_name["clb_imdn"]["per_image"]}
+    floor = {entry["name"]: entry["psnr_rgb"] for entry in by_name["bicubic"]["per_image"]}
+    assert len(model) == document["dataset"]["num_images"] >= 6
+    assert all(model[name] > floor[name] for name in model), (model, floor)
