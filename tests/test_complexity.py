@@ -119,6 +119,8 @@ def test_summary_command_prints_and_writes_json(tmp_path, capsys):
     # IMDN is all stride-1 convolutions, so its counts scale with the area: 256x256 / 32x32 = 64.
     assert records[0] == {
         "submission": "imdn_baseline",
+        "status": "ok",
+        "error": None,
         "params": 893_936,
         "flops": 58_531_512_320 // 64,
         "activations": 154_140_672 // 64,
@@ -135,3 +137,35 @@ def test_summary_command_refuses_a_bad_input_size(capsys):
 
     assert run(["summary", "imdn_baseline", "--input-size", "256x256"]) == 2
     assert "--input-size" in capsys.readouterr().err
+
+
+def test_summary_records_a_failing_model_and_counts_the_others(tmp_path, capsys):
+    from harness.commands import run
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "net.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self):\n        raise RuntimeError('constructor exploded')\n"
+    )
+    (folder / "submission.yaml").write_text(
+        "name: broken\nteam: t\ndescription: d\nmodel:\n  file: net.py\n  class: Net\n"
+        "input_range: 1.0\nscale: 4\n"
+    )
+    out = tmp_path / "complexity.json"
+    status = run(["summary", str(folder), "imdn_baseline", "--input-size", "3x16x16", "--json", str(out)])
+    assert status == 1
+    broken, imdn = json.loads(out.read_text())
+    assert broken["status"] == "failed" and "constructor exploded" in broken["error"]
+    assert imdn["status"] == "ok" and imdn["params"] == 893_936
+    assert "FAILED broken" in capsys.readouterr().out
+
+
+def test_weight_norm_models_are_counted_in_place():
+    # Team models built with weight_norm cannot be deep-copied; counting must not need a copy.
+    model = nn.Sequential(nn.utils.weight_norm(nn.Conv2d(3, 8, 3, padding=1)), nn.ReLU())
+    model.train()
+    counted = count_complexity(model, (3, 8, 8))
+    assert counted.num_conv == 1 and counted.activations == 8 * 8 * 8
+    assert counted.flops == 9 * 3 * 8 * 64 + 8 * 64  # convolution MACs plus one per ReLU output
+    assert model.training  # the mode it had is restored

@@ -27,7 +27,6 @@ passed in is left untouched and no data or GPU is needed.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass
 
@@ -78,7 +77,13 @@ def count_complexity(model: nn.Module, input_size: tuple[int, ...] = DEFAULT_INP
     if len(input_size) != 3 or any(int(size) <= 0 for size in input_size):
         raise ValueError(f"input_size must be three positive sizes (C, H, W), got {tuple(input_size)}")
     params = sum(parameter.numel() for parameter in model.parameters())
-    counted = copy.deepcopy(model).cpu().eval()
+    # Counted in place, on the model's own device: team models built with weight_norm cannot be
+    # deep-copied, and some only run on the device they were built for. Hooks are removed and the
+    # train/eval mode restored afterwards; only shapes matter, so the device does not change a count.
+    tensors = [*model.parameters(), *model.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    was_training = model.training
+    model.eval()
     totals = {"flops": 0, "activations": 0, "num_conv": 0}
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -87,13 +92,14 @@ def count_complexity(model: nn.Module, input_size: tuple[int, ...] = DEFAULT_INP
             totals["activations"] += output.numel()
             totals["num_conv"] += 1
 
-    handles = [module.register_forward_hook(hook) for module in counted.modules()]
+    handles = [module.register_forward_hook(hook) for module in model.modules()]
     try:
         with torch.no_grad():
-            counted(torch.zeros(1, *(int(size) for size in input_size)))
+            model(torch.zeros(1, *(int(size) for size in input_size), device=device))
     finally:
         for handle in handles:
             handle.remove()
+        model.train(was_training)
     return Complexity(params=params, **totals)
 
 

@@ -142,6 +142,10 @@ class Run:
         config = self.config
         weights_sha256: str | None = None
         try:
+            if submission.needs_cuda and config.device.type != "cuda":
+                raise HarnessError(
+                    f"{submission.name}: its code needs a CUDA GPU; evaluate it with --device cuda"
+                )
             loaded = load_model(
                 submission,
                 weights=weights,
