@@ -462,3 +462,26 @@ def test_command_writes_files_atomically(tmp_path: Path, val_run: Path, capsys) 
 def test_command_without_input_is_an_error() -> None:
     with pytest.raises(HarnessError, match="nothing to show"):
         _run_command([])
+
+
+def test_corrections_of_published_figures_are_shown_beside_the_printed_value() -> None:
+    from harness.leaderboard import annotate_published
+
+    board = build_leaderboard([], style="ntire2022", published_dir=PUBLISHED)
+    text = "flops printed 9.50G, the organisers' counter gives 2.02G"
+    annotated = annotate_published(board, [("XPixel", text)])
+    row = annotated.rows[annotated.rows["team"] == "XPixel"].iloc[0]
+    assert text in row["note"]
+    assert (
+        row["flops_g"] == board.rows[board.rows["team"] == "XPixel"].iloc[0]["flops_g"] == 9.50
+    )  # as printed
+    assert any(text in note for note in annotated.notes)
+    others = annotated.rows[annotated.rows["team"] != "XPixel"]["note"].fillna("")
+    assert not others.str.contains("2.02G").any()
+
+
+def test_published_command_lists_the_xpixel_flops_disagreement(capsys) -> None:
+    args = argparse.Namespace(runs=[], published=True, style="ntire2022", format="md", out=None, plot=None)
+    assert command.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "XPixel (official model 18): flops printed 9.50G, the organisers' counter gives 2.02G" in printed

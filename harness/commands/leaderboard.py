@@ -8,7 +8,16 @@ from pathlib import Path
 
 import harness
 from harness.atomic import write_text_atomic
-from harness.leaderboard import FORMATS, STYLES, build_leaderboard, load_run, render, write_plot
+from harness.leaderboard import (
+    FORMATS,
+    STYLES,
+    annotate_published,
+    build_leaderboard,
+    load_run,
+    render,
+    write_plot,
+)
+from harness.zoo import compare_published
 
 NAME = "leaderboard"
 HELP = "Rank run results in the NTIRE 2022 track format or the seed's Table 2, beside the published ones."
@@ -48,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     runs = [load_run(path) for path in args.runs]
     board = build_leaderboard(runs, style=args.style, published_dir=PUBLISHED_DIR if args.published else None)
+    if args.published and args.style == "ntire2022":
+        corrections = [(d.team, d.describe()) for d in compare_published()]
+        board = annotate_published(board, corrections)
     text = render(board, args.format)
     if args.out is not None:
         write_text_atomic(args.out, text)

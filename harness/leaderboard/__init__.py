@@ -5,12 +5,15 @@ Entry points:
 - :func:`load_run` reads a run file (``results.json`` in a run directory, or ``esr evaluate --json``);
 - :func:`build_leaderboard` turns comparable runs (one protocol version, one device) into a
   :class:`Leaderboard` in the ``ntire2022`` track style or the seed's ``table2`` style;
+- :func:`annotate_published` adds corrections of published figures (e.g. where the printed table
+  disagrees with the organisers' own counter) to the published rows and the notes;
 - :func:`render` writes it as Markdown, CSV, LaTeX or HTML; :func:`write_plot` draws it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -28,6 +31,7 @@ __all__ = [
     "STYLES",
     "Leaderboard",
     "RunFile",
+    "annotate_published",
     "build_leaderboard",
     "load_run",
     "protocol_of",
@@ -67,3 +71,23 @@ def build_leaderboard(
         return build_ntire2022(runs, protocol, official)
     seed = load_seed_table(published_dir) if published_dir is not None else None
     return build_table2(runs, protocol, seed=seed, official=official)
+
+
+def annotate_published(board: Leaderboard, corrections: Sequence[tuple[str, str]]) -> Leaderboard:
+    """``board`` with each ``(team, text)`` appended to that team's published Note and to the notes.
+
+    The published value itself is left as printed: the leaderboard shows both figures and says so,
+    never silently replacing what the organisers published.
+    """
+    if not corrections:
+        return board
+    rows = board.rows.copy()
+    published = rows["source"] == "published"
+    for team, text in corrections:
+        match = published & (rows["team"] == team)
+        if "note" in rows.columns:
+            rows.loc[match, "note"] = [
+                f"{note}; {text}" if note else text for note in rows.loc[match, "note"]
+            ]
+    notes = (*board.notes, *(f"printed table vs organisers' counter: {text}" for _, text in corrections))
+    return replace(board, rows=rows, notes=notes)
