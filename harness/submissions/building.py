@@ -30,7 +30,7 @@ KNOWN_OPTIONAL_DEPENDENCIES: dict[str, str] = {
     "einops": "einops",
     "timm": "timm",
     "torchvision": "torchvision",
-    "cv2": "opencv-python",
+    "cv2": "opencv-python-headless",
     "scipy": "scipy",
     "thop": "thop",
     "mmcv": "mmcv",
@@ -39,7 +39,7 @@ _LIBRARY_ROOTS = tuple(
     {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")}
 )
 # Those installed by the harness's own `zoo` extra.
-_ZOO_EXTRA = {"einops", "timm"}
+_ZOO_EXTRA = {"einops", "timm", "torchvision", "cv2"}
 
 
 def build_model(submission: Submission) -> nn.Module:
