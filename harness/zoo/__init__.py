@@ -7,7 +7,6 @@ from the checkout as it is.
 
 from harness.zoo.published import Disagreement, compare_published, entry_disagreements
 from harness.zoo.registry import (
-    Complexity,
     PublishedComplexity,
     Registry,
     ZooEntry,
@@ -18,7 +17,6 @@ from harness.zoo.resolve import ZOO_PREFIX, checkout_root, resolve, to_submissio
 
 __all__ = [
     "ZOO_PREFIX",
-    "Complexity",
     "Disagreement",
     "PublishedComplexity",
     "Registry",

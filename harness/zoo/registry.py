@@ -19,20 +19,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
+from harness.complexity import Complexity
 from harness.errors import HarnessError
 from harness.submissions.manifest import FrozenDict, read_yaml
 
 DEFAULT_REGISTRY = Path(__file__).with_name("ntire2022.yaml")
-
-
-@dataclass(frozen=True)
-class Complexity:
-    """Params, FLOPs and activations as plain counts, and the number of Conv2d layers."""
-
-    params: int
-    flops: int
-    activations: int
-    num_conv: int
 
 
 @dataclass(frozen=True)
