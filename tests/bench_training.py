@@ -30,7 +30,7 @@ def test_training_step(benchmark, mode: str) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return loss.item()
 
     loss = benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
     assert math.isfinite(loss)
