@@ -67,7 +67,7 @@ def _usable_baseline(baseline: dict[str, Any] | None, protocol: Protocol) -> dic
 
 
 def _complete(result: dict[str, Any], dataset: dict[str, Any]) -> ConstraintResult:
-    expected = dataset.get("num_images")
+    expected = dataset.get("expected_images", dataset.get("num_images"))
     evaluated = result.get("num_images")
     if evaluated is None and isinstance(result.get("per_image"), list):
         evaluated = len(result["per_image"])

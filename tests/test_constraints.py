@@ -122,6 +122,13 @@ def test_partial_div2k_val_is_judged_by_the_proxy_not_the_absolute_limit() -> No
     assert found["psnr"].kind == "proxy"
 
 
+def test_a_split_opened_with_allow_partial_is_never_complete() -> None:
+    # --allow-partial: the folder held 10 of the split's 100 images, and all 10 were evaluated.
+    partial_split = {**DIV2K_VAL, "num_images": 10, "expected_images": 100}
+    found = verdicts(record(images=10), dataset=partial_split)
+    assert not found["complete"].passed and "10 of 100" in found["complete"].note
+
+
 def test_every_check_runs_after_one_fails() -> None:
     found = verdicts(record(params=2_000_000, ms=80.0, psnr=28.5))
     assert set(found) == {"complete", "params", "runtime", "psnr"}

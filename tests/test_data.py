@@ -120,7 +120,9 @@ def test_div2k_partial_split_is_refused_unless_allowed(tmp_path):
     _div2k(tmp_path, tag="valid", numbers=range(801, 838), hr=True, lr_dir=lr_dir, lr_name="{n:04d}x4.png")
     with pytest.raises(HarnessError, match=r"has 37 of 100 images \(0801-0900\); pass --allow-partial"):
         open_dataset(str(tmp_path))
-    assert len(open_dataset(str(tmp_path), allow_partial=True)) == 37
+    partial = open_dataset(str(tmp_path), allow_partial=True)
+    assert len(partial) == 37
+    assert partial.describe()["num_images"] == 37 and partial.describe()["expected_images"] == 100
     with pytest.raises(HarnessError, match="not a DIV2K split"):
         open_dataset(str(tmp_path), split="train")
 
@@ -256,6 +258,7 @@ def test_describe_and_content_hash_follow_the_bytes(tmp_path):
         "path": str(tmp_path.resolve()),
         "split": None,
         "num_images": 2,
+        "expected_images": 2,
         "scale": 2,
         "layout": "imdn",
         "content_sha256": ds.content_hash(),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.images import image_size, read_image, write_png
-from harness.data.layouts import ImagePair, detect
+from harness.data.layouts import DIV2K_SPLITS, ImagePair, detect
 from harness.data.prefetch import prefetch
 from harness.data.samples import sample_items
 from harness.errors import HarnessError
@@ -108,6 +108,17 @@ class Dataset:
             return hashlib.sha256(f"{pixels.shape}".encode() + pixels.tobytes()).digest()
         return hashlib.sha256(_read_bytes(path)).digest()
 
+    @property
+    def expected_images(self) -> int:
+        """How many images the split should have: 100 for a DIV2K split, else what the folder holds.
+
+        With ``--allow-partial`` a DIV2K split may hold fewer; the results then say so, and the
+        completeness constraint keeps such a run out of every ranking.
+        """
+        if self.layout.startswith("div2k") and self.split in DIV2K_SPLITS:
+            return len(DIV2K_SPLITS[self.split][1])
+        return len(self.items)
+
     def describe(self) -> dict[str, object]:
         """The dataset's identity as recorded in results."""
         return {
@@ -115,6 +126,7 @@ class Dataset:
             "path": self.path,
             "split": self.split,
             "num_images": len(self.items),
+            "expected_images": self.expected_images,
             "scale": self.scale,
             "layout": self.layout,
             "content_sha256": self.content_hash(),
