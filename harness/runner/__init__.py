@@ -12,7 +12,7 @@ import hashlib
 import json
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +66,7 @@ def resolve_device(requested: str) -> torch.device:
 
 def _manifest_digest(submission: Submission) -> str:
     """A hash of the submission's definition, so an edited manifest never reuses a stale result."""
-    fields = asdict(submission)
-    canonical = json.dumps(fields, sort_keys=True, default=str)
+    canonical = json.dumps(submission.to_dict(), sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 

@@ -7,7 +7,6 @@ format (the state dict of ``IMDN(nb=7)``), and a ``submission.yaml`` beside them
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import yaml
 
 from harness.atomic import atomic_path, write_text_atomic
 from harness.errors import HarnessError
+from harness.submissions import sha256_file
 from harness.training.checkpoint import load_checkpoint
 from harness.training.config import config_from_dict
 from harness.training.model import build_training_model, collapse_to_imdn
@@ -65,7 +65,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, name: str | No
     state, meta = collapse_checkpoint(checkpoint)
     with atomic_path(out) as tmp:
         torch.save(state, tmp)
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    digest = sha256_file(out)
     val = meta.get("val") or {}
     description = (
         f"CLB-IMDN trained with `esr train` ({meta['name']}, iteration {meta['iteration']}), collapsed to a "
