@@ -70,11 +70,12 @@ def _protocol_data() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(borders=4), "unknown key 'borders'"),
-        (lambda d: d["constraints"].update(psnr_min=29), "unknown key 'psnr_min'"),
-        (lambda d: d.pop("scale"), "missing key 'scale'"),
-        (lambda d: d.update(border="4"), "border: expected int"),
-        (lambda d: d["timing"].update(cudnn_benchmark=1), "expected bool"),
+        (lambda d: d.update(borders=4), "borders: unknown key \\(did you mean 'border'\\?\\)"),
+        (lambda d: d["constraints"].update(psnr_min=29), "constraints.psnr_min: unknown key"),
+        (lambda d: d.pop("scale"), "ntire2022.yaml: scale: missing"),
+        (lambda d: d.update(border="4"), "border: must be an integer, got '4'"),
+        (lambda d: d["timing"].update(cudnn_benchmark=1), "timing.cudnn_benchmark: must be true or false"),
+        (lambda d: d.update(reported_channels=[]), "reported_channels: must list at least one channel"),
         (lambda d: d.update(fidelity_channel="ycbcr"), "channel 'ycbcr'"),
     ],
 )

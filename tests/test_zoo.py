@@ -389,6 +389,20 @@ def test_registry_errors_name_the_file_and_field(fake_zoo: FakeZoo, tmp_path: Pa
     bad.write_text(yaml.safe_dump(data))
     with pytest.raises(HarnessError, match=r"groups\.table2: must be a list of official model ids"):
         load_registry(bad)
+    data = yaml.safe_load(fake_zoo.registry_path.read_text())
+    data["models"][0]["official_model_id"] = "one"
+    del data["models"][1]["published"]["flops_g"]
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(
+        HarnessError, match=r"bad\.yaml: models\[0\]\.official_model_id: must be int, got str 'one'"
+    ):
+        load_registry(bad)
+    data["models"][0]["official_model_id"] = yaml.safe_load(fake_zoo.registry_path.read_text())["models"][0][
+        "official_model_id"
+    ]
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(HarnessError, match=r"bad\.yaml: models\[1\]\.published\.flops_g: missing"):
+        load_registry(bad)
 
 
 def _published_csv(name: str) -> list[dict[str, str]]:

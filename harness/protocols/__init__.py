@@ -7,13 +7,12 @@ is an error naming the file and the key, so a typo can never silently fall back 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import Any
 
 from harness.errors import HarnessError
+from harness.yaml_schema import from_mapping, read_yaml
 
 __all__ = [
     "Constraints",
@@ -100,56 +99,8 @@ class Protocol:
     published_baseline: PublishedBaseline
 
 
-_T = TypeVar("_T")
-# Fields whose value is itself a section of the file.
-_NESTED: dict[str, type] = {
-    "timing": TimingProtocol,
-    "constraints": Constraints,
-    "psnr_reference_data": ReferenceData,
-    "published_baseline": PublishedBaseline,
-}
 _CHANNELS = ("rgb", "y")
 _STATISTICS = ("mean", "median")
-
-
-def _check_type(value: Any, expected: type, where: str) -> Any:
-    """``value`` as ``expected``; ints are accepted for floats, bools never pass as numbers."""
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, bool) and expected is not bool:
-        raise HarnessError(f"{where}: expected {expected.__name__}, got a boolean")
-    if not isinstance(value, expected):
-        raise HarnessError(f"{where}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _build(cls: type[_T], data: Any, where: str) -> _T:
-    """Make dataclass ``cls`` from mapping ``data``: every field required, no other key allowed."""
-    if not isinstance(data, dict):
-        raise HarnessError(f"{where}: expected a mapping, got {type(data).__name__}")
-    names = [field.name for field in fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        hint = difflib.get_close_matches(str(unknown[0]), names, n=1)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise HarnessError(f"{where}: unknown key {unknown[0]!r}{suggestion}")
-    missing = [name for name in names if name not in data]
-    if missing:
-        raise HarnessError(f"{where}: missing key {missing[0]!r}")
-    values: dict[str, Any] = {}
-    for field in fields(cls):  # type: ignore[arg-type]
-        value = data[field.name]
-        key = f"{where}.{field.name}"
-        if field.name in _NESTED:
-            values[field.name] = _build(_NESTED[field.name], value, key)
-        elif field.name == "reported_channels":
-            if not isinstance(value, list) or not value:
-                raise HarnessError(f"{key}: expected a non-empty list of channels")
-            values[field.name] = tuple(_check_type(item, str, key) for item in value)
-        else:
-            kind = {"int": int, "float": float, "str": str, "bool": bool}[str(field.type)]
-            values[field.name] = _check_type(value, kind, key)
-    return cls(**values)
 
 
 def _validate(protocol: Protocol, where: str) -> None:
@@ -160,6 +111,8 @@ def _validate(protocol: Protocol, where: str) -> None:
         raise HarnessError(f"{where}.scale: must be 2, 3 or 4, got {protocol.scale}")
     if protocol.border < 0:
         raise HarnessError(f"{where}.border: must be >= 0, got {protocol.border}")
+    if not protocol.reported_channels:
+        raise HarnessError(f"{where}.reported_channels: must list at least one channel")
     for channel in (protocol.fidelity_channel, *protocol.reported_channels):
         if channel not in _CHANNELS:
             raise HarnessError(f"{where}: channel {channel!r} is not one of {', '.join(_CHANNELS)}")
@@ -179,7 +132,7 @@ def _validate(protocol: Protocol, where: str) -> None:
 
 def parse_protocol(data: Any, *, source: str) -> Protocol:
     """Validate the mapping loaded from a protocol file; ``source`` names it in error messages."""
-    protocol = _build(Protocol, data, source)
+    protocol = from_mapping(Protocol, data, source=source)
     _validate(protocol, source)
     return protocol
 
@@ -197,11 +150,7 @@ def load_protocol(name: str) -> Protocol:
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise HarnessError(f"unknown protocol {name!r}: {hint}available: {', '.join(available)}")
     path = _PROTOCOL_DIR / f"{name}.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise HarnessError(f"{path}: not valid YAML ({error.__class__.__name__})") from error
-    protocol = parse_protocol(data, source=str(path))
+    protocol = parse_protocol(read_yaml(path), source=str(path))
     if protocol.name != name:
         raise HarnessError(f"{path}: name is {protocol.name!r}, expected {name!r} (the file's stem)")
     return protocol

@@ -9,15 +9,13 @@ e.g. ``submissions/foo/submission.yaml: model.class: missing``. Submissions can 
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 from harness.errors import HarnessError
+from harness.yaml_schema import YamlMapping, read_yaml
 
 MANIFEST_NAME = "submission.yaml"
 VALID_INPUT_RANGES = (1.0, 255.0)
@@ -216,57 +214,16 @@ _WEIGHTS_KEYS = {
 }
 
 
-class _Section:
-    """One mapping of the manifest, read field by field with type checks."""
-
-    def __init__(self, path: Path, prefix: str, data: object, keys: dict[str, bool]) -> None:
-        self.path = path
-        self.prefix = prefix
-        if not isinstance(data, dict):
-            self.fail(prefix.rstrip(".") or "manifest", f"must be a mapping, got {type(data).__name__}")
-        self.data: dict[str, Any] = data
-        for key in data:
-            if key not in keys:
-                close = difflib.get_close_matches(str(key), list(keys), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(keys)})"
-                self.fail(f"{prefix}{key}", f"unknown key{hint}")
-        for key, required in keys.items():
-            if required and data.get(key) is None:
-                self.fail(f"{prefix}{key}", "missing")
-
-    def fail(self, field_name: str, message: str) -> NoReturn:
-        raise HarnessError(f"{self.path}: {field_name}: {message}")
-
-    def get(self, key: str, kind: type | tuple[type, ...], *, kind_name: str) -> Any:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            self.fail(f"{self.prefix}{key}", f"must be {kind_name}, got {value!r}")
-        if not isinstance(value, kind):
-            self.fail(f"{self.prefix}{key}", f"must be {kind_name}, got {type(value).__name__} {value!r}")
-        return value
-
-    def text(self, key: str) -> str | None:
-        value = self.get(key, str, kind_name="a string")
-        if value is not None and not value.strip():
-            self.fail(f"{self.prefix}{key}", "must not be empty")
-        return value
-
-
-def read_yaml(path: Path) -> object:
-    """``yaml.safe_load`` of a file, with read and syntax errors as one-line HarnessErrors."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise HarnessError(f"{path}: cannot read: {error.strerror or error}") from error
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise HarnessError(f"{path}: {where}invalid YAML: {problem}") from error
+def _section(path: Path, where: str, data: object, keys: dict[str, bool]) -> YamlMapping:
+    """One mapping of the manifest; ``keys`` maps each allowed key to whether it is required."""
+    return YamlMapping(
+        path,
+        where,
+        data,
+        required=[key for key, required in keys.items() if required],
+        optional=[key for key, required in keys.items() if not required],
+        label="manifest",
+    )
 
 
 def _local_path(base: Path, value: str) -> Path:
@@ -277,10 +234,10 @@ def _local_path(base: Path, value: str) -> Path:
 def parse_manifest(path: str | Path) -> Submission:
     """Read ``submission.yaml`` at ``path`` into a validated, frozen ``Submission``."""
     path = Path(path).expanduser().resolve()
-    top = _Section(path, "", read_yaml(path), _TOP_KEYS)
+    top = _section(path, "", read_yaml(path), _TOP_KEYS)
     base = path.parent
 
-    model_section = _Section(path, "model.", top.data["model"], _MODEL_KEYS)
+    model_section = _section(path, "model", top.data["model"], _MODEL_KEYS)
     file = model_section.text("file")
     root = model_section.text("root")
     kwargs = model_section.get("kwargs", dict, kind_name="a mapping") or {}
@@ -299,7 +256,7 @@ def parse_manifest(path: str | Path) -> Submission:
 
     weights = None
     if top.data.get("weights") is not None:
-        section = _Section(path, "weights.", top.data["weights"], _WEIGHTS_KEYS)
+        section = _section(path, "weights", top.data["weights"], _WEIGHTS_KEYS)
         weights = WeightsSpec(**{key: section.text(key) for key in _WEIGHTS_KEYS})
 
     extra = top.get("extra_requires", list, kind_name="a list of package names") or []

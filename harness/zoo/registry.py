@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from harness.complexity import Complexity
 from harness.errors import HarnessError
-from harness.submissions.manifest import FrozenDict, read_yaml
+from harness.submissions.manifest import FrozenDict
+from harness.yaml_schema import YamlMapping, read_yaml
 
 DEFAULT_REGISTRY = Path(__file__).with_name("ntire2022.yaml")
 
@@ -130,41 +131,7 @@ def _is_integer(text: str) -> bool:
     return text.lstrip("-").isdigit() and text.count("-") <= 1
 
 
-class _Fields:
-    """One mapping of the registry file, read with key and type checks; errors name file and field."""
-
-    def __init__(self, path: Path, where: str, data: object, required: set[str], optional: set[str]) -> None:
-        self.path, self.where = path, where
-        if not isinstance(data, dict):
-            self.fail(where, f"must be a mapping, got {type(data).__name__}")
-        self.data: dict[str, Any] = data
-        allowed = required | optional
-        for key in data:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                self.fail(self.name(key), f"unknown key{f' (did you mean {close[0]!r}?)' if close else ''}")
-        for key in sorted(required):
-            if data.get(key) is None:
-                self.fail(self.name(key), "missing")
-
-    def name(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def fail(self, field_name: str, message: str) -> NoReturn:
-        raise HarnessError(f"{self.path}: {field_name}: {message}")
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
-        value = self.data.get(key, default)
-        if value is None:
-            return default
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            names = " or ".join(k.__name__ for k in kinds)
-            self.fail(self.name(key), f"must be {names}, got {value!r}")
-        return value
-
-
-_ENTRY_REQUIRED = {
+_ENTRY_REQUIRED = (
     "official_model_id",
     "team",
     "model_name",
@@ -174,8 +141,8 @@ _ENTRY_REQUIRED = {
     "input_range",
     "published",
     "official_counter",
-}
-_ENTRY_OPTIONAL = {
+)
+_ENTRY_OPTIONAL = (
     "sha256",
     "git_blob",
     "kwargs",
@@ -186,24 +153,22 @@ _ENTRY_OPTIONAL = {
     "extra_requires",
     "needs_cuda",
     "note",
-}
+)
 
 
 def _parse_entry(path: Path, index: int, data: object) -> ZooEntry:
-    fields = _Fields(path, f"models[{index}]", data, _ENTRY_REQUIRED, _ENTRY_OPTIONAL)
-    published = _Fields(
+    fields = YamlMapping(path, f"models[{index}]", data, required=_ENTRY_REQUIRED, optional=_ENTRY_OPTIONAL)
+    published = YamlMapping(
         path,
         fields.name("published"),
         data["published"],
-        {"params_m", "flops_g", "acts_m", "num_conv"},
-        set(),
+        required=("params_m", "flops_g", "acts_m", "num_conv"),
     )
-    counted = _Fields(
+    counted = YamlMapping(
         path,
         fields.name("official_counter"),
         data["official_counter"],
-        {"params", "flops", "activations", "num_conv"},
-        set(),
+        required=("params", "flops", "activations", "num_conv"),
     )
     extra = fields.get("extra_requires", list, [])
     if not all(isinstance(name, str) and name.isidentifier() for name in extra):
@@ -249,7 +214,14 @@ def _parse_entry(path: Path, index: int, data: object) -> ZooEntry:
 def load_registry(path: str | Path | None = None) -> Registry:
     """Parse and check a zoo registry file (by default the NTIRE 2022 one shipped with the harness)."""
     path = Path(path) if path is not None else DEFAULT_REGISTRY
-    top = _Fields(path, "", read_yaml(path), {"repository", "commit", "models"}, {"groups"})
+    top = YamlMapping(
+        path,
+        "",
+        read_yaml(path),
+        required=("repository", "commit", "models"),
+        optional=("groups",),
+        label="registry",
+    )
     raw_models = top.get("models", list)
     entries = tuple(_parse_entry(path, i, item) for i, item in enumerate(raw_models))
     seen: dict[str, int] = {}
