@@ -13,6 +13,7 @@ SPLIT ?= val
 ZOO ?= $(ESR_NTIRE2022_ZOO)
 RUN_DIR ?= results/runs/latest
 PYTEST_ARGS ?=
+TRAIN_ARGS ?=
 
 .PHONY: help venv test bench lint evaluate table2 train clean
 
@@ -22,7 +23,7 @@ help:
 	@echo "make bench       run the pytest-benchmark suite"
 	@echo "make lint        ruff"
 	@echo "make table2 DATA=/path/to/DIV2K ZOO=/path/to/NTIRE2022_ESR"
-	@echo "make train DATA=/path/to/DIV2K"
+	@echo "make train DATA=/path/to/DIV2K [TRAIN_ARGS='--set optim.iterations=1000']"
 
 venv: $(STAMP)
 
@@ -57,10 +58,11 @@ table2: $(STAMP)
 	$(BIN)/esr leaderboard results/runs/table2-val results/runs/table2-test --style table2 --published
 
 # Prune -> stage 1 -> stage 2 -> collapse -> evaluate; --resume makes a rerun continue after an interruption.
+# TRAIN_ARGS reach both stages, e.g. TRAIN_ARGS="--set optim.iterations=1000 --nproc 4".
 train: $(STAMP)
 	$(BIN)/esr prune --blocks 7 --out results/runs/train/imdn_pruned_nb7.pth
-	$(BIN)/esr train --config configs/clb_imdn_stage1.yaml --data $(DATA) --resume
-	$(BIN)/esr train --config configs/clb_imdn_stage2.yaml --data $(DATA) --resume
+	$(BIN)/esr train --config configs/clb_imdn_stage1.yaml --data $(DATA) --resume $(TRAIN_ARGS)
+	$(BIN)/esr train --config configs/clb_imdn_stage2.yaml --data $(DATA) --resume $(TRAIN_ARGS)
 	$(BIN)/esr collapse results/runs/train/clb_imdn_stage2/best.pth --out results/runs/train/clb_imdn_collapsed.pth
 	$(BIN)/esr evaluate clb_imdn --weights results/runs/train/clb_imdn_collapsed.pth --data $(DATA) --device $(DEVICE)
 

@@ -47,9 +47,12 @@ def test_stage2_starts_from_stage1_best() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"optim": {"iteration": 10}}, "unknown key optim.iteration (did you mean 'iterations'?)"),
-        ({"data": {"patch_size": "big"}}, "data.patch_size: expected an integer"),
-        ({"model": {"collapse_mode": "lazy"}}, "model.collapse_mode: 'lazy' is not one of explicit, online"),
+        ({"optim": {"iteration": 10}}, "optim.iteration: unknown key (did you mean 'iterations'?)"),
+        ({"data": {"patch_size": "big"}}, "data.patch_size: must be an integer, got 'big'"),
+        (
+            {"model": {"collapse_mode": "lazy"}},
+            "model.collapse_mode: must be one of explicit, online, got 'lazy'",
+        ),
         ({"optim": {"schedule": "multistep"}}, "optim.milestones: the multistep schedule needs at least one"),
         ({"model": {"init_checkpoint": "a.pth"}}, "set exactly one of init_weights"),
         ({"data": {"batch_size": 0}}, "data.batch_size: must be at least 1"),
@@ -65,10 +68,42 @@ def test_bad_config_values_are_named(tmp_path: Path, override: dict, message: st
 def test_bad_yaml_file_is_named(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("name: [unclosed\n")
-    with pytest.raises(HarnessError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(HarnessError, match="broken.yaml: line [0-9]+: invalid YAML"):
         load_config(path)
     with pytest.raises(HarnessError, match="missing.yaml: training config not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_set_overrides_nested_keys_and_is_validated_like_the_file() -> None:
+    config = load_config(
+        REPO / "configs/clb_imdn_stage1.yaml",
+        overrides=["optim.iterations=20", "optim.betas=[0.8, 0.9]", "optim.bf16=true", "val.max_images=2"],
+        data_override="samples",
+    )
+    assert (config.optim.iterations, config.optim.betas, config.optim.bf16) == (20, (0.8, 0.9), True)
+    assert (config.val.max_images, config.data.train) == (2, "samples")
+    # The file's other values are kept.
+    assert config.data.patch_size == 64 and config.optim.lr == 5e-4
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.iterations", "--set 'optim.iterations': expected KEY=VALUE"),
+        ("optim..lr=1", "expected KEY=VALUE with a dotted key"),
+        (
+            "optim.iteratons=5",
+            "clb_imdn_stage1.yaml: optim.iteratons: unknown key (did you mean 'iterations'?)",
+        ),
+        ("optim.iterations=many", "clb_imdn_stage1.yaml: optim.iterations: must be an integer, got 'many'"),
+        ("seed.value=1", "clb_imdn_stage1.yaml: seed: must be a mapping, got int"),
+        ("optim.betas=[0.9", "--set 'optim.betas=[0.9': the value is not valid YAML"),
+    ],
+)
+def test_bad_set_overrides_are_named(override: str, message: str) -> None:
+    with pytest.raises(HarnessError) as info:
+        load_config(REPO / "configs/clb_imdn_stage1.yaml", overrides=[override])
+    assert message in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +361,7 @@ def _fails_before_training(tmp_path: Path, raw: dict, message: str, capsys: pyte
 
 def test_unknown_key_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     raw = _stage(tmp_path, "bad", init={"init_weights": "x.pth"}, optim={"learning_rate": 1.0})
-    _fails_before_training(tmp_path, raw, "unknown key optim.learning_rate", capsys)
+    _fails_before_training(tmp_path, raw, "optim.learning_rate: unknown key", capsys)
 
 
 def test_missing_data_path_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -22,6 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="training data: DIV2K root, any folder of HR images, or a dataset name (overrides data.train)",
     )
     parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config values by dotted key, e.g. --set optim.iterations=20 data.batch_size=8",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in the config's output_dir bit-for-bit (start it when there is none yet)",
@@ -37,6 +44,8 @@ def _esr_argv(args: argparse.Namespace) -> list[str]:
     argv = ["train", "--config", args.config]
     if args.data is not None:
         argv += ["--data", args.data]
+    if args.set:
+        argv += ["--set", *args.set]
     if args.resume:
         argv.append("--resume")
     if args.no_progress:
@@ -49,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     # cuBLAS is deterministic only with a fixed workspace, which must be chosen before CUDA starts;
     # set here (inherited by torchrun's workers) unless the user chose one.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    config = load_config(args.config, data_override=args.data)  # config errors before any launch
+    config = load_config(
+        args.config, data_override=args.data, overrides=args.set
+    )  # config errors before any launch
     if args.nproc > 1 and not ctx.enabled:
         return distributed.launch_torchrun(args.nproc, _esr_argv(args))
 

@@ -8,9 +8,7 @@ here; the training command resolves them.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from harness.errors import HarnessError
+from harness.yaml_schema import from_mapping, read_yaml
 
 CacheKind = Literal["memory", "npy"]
 CollapseMode = Literal["explicit", "online"]
@@ -109,111 +108,60 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_config(path: str | Path, *, data_override: str | None = None) -> TrainConfig:
-    """Read and validate a training YAML file; ``data_override`` replaces ``data.train``."""
+def load_config(
+    path: str | Path, *, data_override: str | None = None, overrides: Sequence[str] = ()
+) -> TrainConfig:
+    """Read and validate a training YAML file.
+
+    ``overrides`` are ``dotted.key=value`` strings (``esr train --set``), the value read as YAML
+    (``optim.iterations=20``, ``optim.bf16=true``, ``optim.betas=[0.9,0.99]``); they are applied in
+    order, then ``data_override`` replaces ``data.train``. The result is validated as a whole, so
+    an overridden key is checked exactly like one written in the file.
+    """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HarnessError(f"{path}: training config not found") from None
-    except yaml.YAMLError as error:
-        raise HarnessError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not path.is_file():
+        raise HarnessError(f"{path}: training config not found")
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
-        raise HarnessError(f"{path}: expected a mapping of training options at the top level")
+        raise HarnessError(
+            f"{path}: top level: must be a mapping of training options, got {type(raw).__name__}"
+        )
+    settings = [_parse_override(text) for text in overrides]
     if data_override is not None:
-        data = raw.setdefault("data", {})
-        if not isinstance(data, dict):
-            raise HarnessError(f"{path}: data: expected a mapping")
-        data["train"] = data_override
+        settings.append(("data.train", data_override))
+    for key, value in settings:
+        _set_dotted(raw, key, value, source=str(path))
     return config_from_dict(raw, source=str(path))
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise HarnessError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. optim.iterations=20")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise HarnessError(f"--set {text!r}: the value is not valid YAML") from None
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any, *, source: str) -> None:
+    """Set ``a.b.c`` in the nested mapping, creating sections the file leaves out."""
+    *sections, last = key.split(".")
+    node = raw
+    for depth, section in enumerate(sections):
+        child = node.setdefault(section, {})
+        if not isinstance(child, dict):
+            where = ".".join(sections[: depth + 1])
+            raise HarnessError(f"{source}: {where}: must be a mapping, got {type(child).__name__}")
+        node = child
+    node[last] = value
 
 
 def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> TrainConfig:
     """Build a TrainConfig from plain data, rejecting unknown keys and wrongly typed values."""
-    config = _build(TrainConfig, raw, source, "")
+    config = from_mapping(TrainConfig, raw, source=source)
     _check_values(config, source)
     return config
-
-
-def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
-    where = prefix.rstrip(".") or "top level"
-    if not isinstance(raw, dict):
-        raise HarnessError(f"{source}: {where}: expected a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
-            raise HarnessError(f"{source}: unknown key {prefix}{key}{hint}")
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.name in raw:
-            values[f.name] = _convert(hints[f.name], raw[f.name], source, f"{prefix}{f.name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise HarnessError(f"{source}: missing required key {prefix}{f.name}")
-    return cls(**values)
-
-
-def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
-    """Check ``value`` against the annotation ``hint`` and return it in the annotated type."""
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, source, f"{key}.")
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for option in typing.get_args(hint):
-            if option is type(None):
-                if value is None:
-                    return None
-                continue
-            try:
-                return _convert(option, value, source, key)
-            except HarnessError as error:
-                errors.append(str(error))
-        prefix = f"{source}: {key}: "
-        reasons = " or ".join(error.removeprefix(prefix) for error in errors)
-        raise HarnessError(f"{prefix}{reasons}" if errors else f"{prefix}must not be null")
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        if value not in choices:
-            raise HarnessError(f"{source}: {key}: {value!r} is not one of {', '.join(map(str, choices))}")
-        return value
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)):
-            raise HarnessError(f"{source}: {key}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], item, source, f"{key}[{i}]") for i, item in enumerate(value))
-        if len(value) != len(args):
-            raise HarnessError(f"{source}: {key}: expected {len(args)} values, got {len(value)}")
-        return tuple(
-            _convert(a, item, source, f"{key}[{i}]")
-            for i, (a, item) in enumerate(zip(args, value, strict=True))
-        )
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise HarnessError(f"{source}: {key}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise HarnessError(f"{source}: {key}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        # YAML reads 5e-4 as a string (YAML 1.1 needs a dot), so numeric strings are accepted here.
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise HarnessError(f"{source}: {key}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str) or not value:
-            raise HarnessError(f"{source}: {key}: expected a non-empty string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config annotation {hint!r} for {key}")  # a bug in this module
 
 
 def _check_values(config: TrainConfig, source: str) -> None:
