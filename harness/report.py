@@ -6,6 +6,9 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness.constraints import find_baseline
+from harness.protocols import load_protocol
+
 
 def _fmt(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
@@ -16,10 +19,9 @@ def _number(value: float | None) -> str:
 
 
 def _baseline_runtime(run: dict[str, Any]) -> float | None:
-    for record in run.get("results", []):
-        if record.get("submission") == run.get("baseline") and record.get("status") == "ok":
-            return record["runtime_ms"]["mean"]
-    return None
+    """The mean runtime of the run's baseline when it ran, the denominator of the "x baseline" column."""
+    baseline = find_baseline(run, load_protocol(run["protocol"]))
+    return baseline["runtime_ms"]["mean"] if baseline and baseline.get("status") == "ok" else None
 
 
 def run_summary(run: dict[str, Any]) -> str:
