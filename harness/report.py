@@ -74,6 +74,11 @@ def run_summary(run: dict[str, Any]) -> str:
     lines = [title, tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
     failures = [r for r in run.get("results", []) if r["status"] != "ok"]
     lines += [f"FAILED {r['submission']}: {r['error']}" for r in failures]
+    if run.get("retimed"):
+        lines.append(
+            f"Timed again: {', '.join(run['retimed'])} (cached by an earlier command; "
+            "the runtimes of one run are always measured together)."
+        )
     if run["timing"]["device"] == "cpu":
         lines.append("Runtimes were measured on the CPU (no GPU): compare them only with other CPU runs.")
     return "\n".join(lines)

@@ -187,6 +187,21 @@ def test_results_are_cached_and_force_recomputes(tmp_path: Path) -> None:
     assert not other_data["cached"] and other_data["num_images"] == 2
 
 
+def test_runtimes_of_one_run_are_always_measured_in_one_session(tmp_path: Path) -> None:
+    near, base = _submission(tmp_path, "near"), _submission(tmp_path, "base", offset=0.01)
+    first = evaluate_run([near], _dataset(), _config(tmp_path))
+    assert first["retimed"] == [] and first["results"][0]["timing_session"] == first["timing_session"]
+    # "near" is cached from the first command, "base" is new: "near" is timed again beside it.
+    second = evaluate_run([near], _dataset(), _config(tmp_path), baseline=base)
+    assert second["retimed"] == ["near"]
+    assert [r["cached"] for r in second["results"]] == [False, False]
+    assert {r["timing_session"] for r in second["results"]} == {second["timing_session"]}
+    # Both cached from the same command: reused as they are.
+    third = evaluate_run([near], _dataset(), _config(tmp_path), baseline=base)
+    assert third["retimed"] == [] and [r["cached"] for r in third["results"]] == [True, True]
+    assert {r["timing_session"] for r in third["results"]} == {second["timing_session"]}
+
+
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
     flag = tmp_path / "stop"
     submission = _submission(tmp_path, "near", flag=str(flag))

@@ -2,6 +2,9 @@
 
 Data flows one way: dataset -> submission -> runner -> records. The runner knows nothing about
 constraints or leaderboards; the command layer applies those to the run document it returns.
+Runtimes in one run document are always measured in one session (one command), because their
+ratios are what the constraints and rankings compare: a result cached by an earlier command is
+reused only when every result of the run comes from that same session; otherwise it is timed again.
 A submission that fails (import error, bad weights, exception mid-dataset, NaN output, wrong size,
 out of memory) becomes a record with ``status: failed`` and its reason; the others carry on.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import traceback
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +124,8 @@ class Run:
         self.cache = ResultCache(config.cache_dir)
         self.fingerprint = device_fingerprint(config.device)
         self.dataset_description = dataset.describe()
+        # Recorded in every result measured by this command; results sharing it were timed together.
+        self.session = uuid.uuid4().hex
 
     def _cache_identity(self, submission: Submission, weights_sha256: str | None) -> dict[str, Any]:
         return {
@@ -136,8 +142,13 @@ class Run:
             "harness_version": __version__,
         }
 
-    def evaluate(self, submission: Submission, *, weights: Path | None) -> dict[str, Any]:
-        """Evaluate one submission; never raises for a submission's own fault."""
+    def evaluate(
+        self, submission: Submission, *, weights: Path | None, reuse_cached: bool = True
+    ) -> dict[str, Any]:
+        """Evaluate one submission; never raises for a submission's own fault.
+
+        ``reuse_cached=False`` measures again even when a complete result is cached.
+        """
         config = self.config
         weights_sha256: str | None = None
         try:
@@ -155,7 +166,7 @@ class Run:
             )
             weights_sha256 = loaded.weights_sha256
             key = cache_key(self._cache_identity(submission, weights_sha256))
-            if config.force:
+            if config.force or not reuse_cached:
                 self.cache.forget(key)
             cached = self.cache.load_complete(key)
             if cached is not None:
@@ -180,7 +191,7 @@ class Run:
                     progress=lambda _index, _name: bar.update(1),
                 )
                 measured = evaluator.run()
-            record = {**_identity(submission, weights_sha256), **measured}
+            record = {**_identity(submission, weights_sha256), **measured, "timing_session": self.session}
             self.cache.save_complete(key, record)
             return {**record, "cached": False}
         except Exception as error:  # noqa: BLE001 - one failing submission never stops the others
@@ -206,14 +217,21 @@ def evaluate_run(
     previous_benchmark = set_cudnn_benchmark(config.timing.cudnn_benchmark)
     run = Run(dataset, config)
     gpu_before = nvml_snapshot(config.device)
+    planned = [(submission, config.weights, "submission") for submission in submissions]
+    if baseline is not None and baseline.name not in {sub.name for sub in submissions}:
+        planned.append((baseline, None, "baseline"))
     try:
-        results = []
-        for submission in submissions:
-            record = run.evaluate(submission, weights=config.weights)
-            results.append({**record, "role": "submission"})
-        if baseline is not None and baseline.name not in {sub.name for sub in submissions}:
-            record = run.evaluate(baseline, weights=None)
-            results.append({**record, "role": "baseline"})
+        results = [
+            {**run.evaluate(submission, weights=weights), "role": role}
+            for submission, weights, role in planned
+        ]
+        retimed = []
+        if len({r["timing_session"] for r in results if r["status"] == "ok"}) > 1:
+            for index, (submission, weights, role) in enumerate(planned):
+                if results[index].get("cached"):
+                    record = run.evaluate(submission, weights=weights, reuse_cached=False)
+                    results[index] = {**record, "role": role}
+                    retimed.append(submission.name)
     finally:
         set_cudnn_benchmark(previous_benchmark)
     return {
@@ -229,5 +247,7 @@ def evaluate_run(
             "device": str(config.device),
         },
         "baseline": baseline.name if baseline is not None else None,
+        "timing_session": run.session,
+        "retimed": retimed,
         "results": results,
     }

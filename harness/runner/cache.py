@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.atomic import write_json_atomic
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: results record the timing session that measured them
 
 
 def cache_key(identity: dict[str, Any]) -> str:
