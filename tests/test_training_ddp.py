@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import socket
 from pathlib import Path
 
@@ -87,3 +88,36 @@ def test_two_gloo_processes_keep_identical_parameters(tmp_path: Path) -> None:
     assert len(rank0["losses"]) == len(rank1["losses"]) == STEPS
     assert rank0["losses"] != rank1["losses"]
     assert (tmp_path / "run" / "last.pth").is_file() and (tmp_path / "run" / "log.csv").is_file()
+
+
+def test_esr_train_nproc_2_relaunches_under_torchrun(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The user's path: `esr train --nproc 2` re-executes itself under torchrun (gloo on the CPU),
+    with every option, --set included, reaching both workers; rank 0 alone writes the run."""
+    import yaml
+
+    from harness.cli import main
+    from harness.models.imdn import IMDN
+    from harness.training.checkpoint import load_checkpoint
+
+    init = tmp_path / "pruned.pth"
+    torch.save(IMDN(nb=7).state_dict(), init)
+    config = {
+        "name": "torchrun",
+        "output_dir": str(tmp_path / "run"),
+        "device": "cpu",
+        "log_every": 1,
+        "data": {"train": "samples", "patch_size": 8, "batch_size": 1, "workers": 0,
+                 "cache_dir": str(tmp_path / "cache")},
+        "model": {"expansion": 2, "expanded": "body", "init_weights": str(init)},
+        "optim": {"iterations": 50},
+        "val": {"dataset": "samples", "every": 50, "max_images": 1},
+    }  # fmt: skip
+    path = tmp_path / "stage.yaml"
+    path.write_text(yaml.safe_dump(config))
+    argv = ["train", "--config", str(path), "--nproc", "2", "--no-progress", "--set", "optim.iterations=2"]
+    assert main(argv) == 0
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pth")
+    assert checkpoint["iteration"] == 2  # --set reached the workers: 2 iterations, not the file's 50
+    with open(tmp_path / "run" / "log.csv", newline="") as handle:
+        logged = [(row["kind"], int(row["iteration"])) for row in csv.DictReader(handle)]
+    assert logged == [("step", 1), ("step", 2), ("val", 2)]  # one log (rank 0's), not one per process
