@@ -405,23 +405,23 @@ def _write_div2k(root: Path, *, with_lr: bool) -> list[np.ndarray]:
 @pytest.mark.parametrize("cache", ["npy", "memory"])
 def test_div2k_train_layouts(tmp_path: Path, with_lr: bool, cache: str) -> None:
     from harness.imresize import imresize
-    from harness.training.data import load_training_images, training_items
+    from harness.training.data import load_training_images, training_dataset
 
     hrs = _write_div2k(tmp_path / "DIV2K", with_lr=with_lr)
-    name, items = training_items(str(tmp_path / "DIV2K"), scale=4, cache_dir=tmp_path / "cache")
-    assert name.startswith("DIV2K train") and [item.name for item in items] == ["0001", "0002"]
-    assert all((item.lr_path is not None) == with_lr for item in items)
+    name, dataset = training_dataset(str(tmp_path / "DIV2K"), scale=4, cache_dir=tmp_path / "cache")
+    assert name.startswith("DIV2K train") and [item.name for item in dataset.items] == ["0001", "0002"]
+    assert all((item.lr_path is not None) == with_lr for item in dataset.items)
     for _ in range(2):  # the second pass is served from the cache
-        images = load_training_images(items, scale=4, cache=cache, cache_dir=tmp_path / "cache")
+        images = load_training_images(dataset, cache=cache, cache_dir=tmp_path / "cache")
         for image, hr in zip(images, hrs, strict=True):
             assert np.array_equal(image.hr, hr)
             assert np.array_equal(image.lr, imresize(hr, 0.25))
 
 
 def test_div2k_lr_folder_missing_an_image_is_named(tmp_path: Path) -> None:
-    from harness.training.data import training_items
+    from harness.training.data import training_dataset
 
     _write_div2k(tmp_path / "DIV2K", with_lr=True)
     (tmp_path / "DIV2K" / "DIV2K_train_LR_bicubic" / "X4" / "0002x4.png").unlink()
     with pytest.raises(HarnessError, match="0002x4.png: LR image missing"):
-        training_items(str(tmp_path / "DIV2K"), scale=4, cache_dir=tmp_path / "cache")
+        training_dataset(str(tmp_path / "DIV2K"), scale=4, cache_dir=tmp_path / "cache")

@@ -8,11 +8,10 @@ several DDP processes draw disjoint samples without talking to each other.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +19,9 @@ from torch.utils.data import Dataset, Sampler
 
 from harness.atomic import atomic_path
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.data import Dataset
 
 
 @dataclass(frozen=True)
@@ -34,15 +36,16 @@ class TrainImage:
 DIV2K_TRAIN_NUMBERS = range(1, 801)
 
 
-def training_items(spec: str, *, scale: int, cache_dir: Path) -> tuple[str, list[Any]]:
-    """The training pairs of ``spec``: a DIV2K root (train split 0001-0800), or any dataset the harness reads.
+def training_dataset(spec: str, *, scale: int, cache_dir: Path) -> tuple[str, Dataset]:
+    """The training pairs of ``spec`` and a label for logs: a DIV2K root (train split 0001-0800),
+    or any dataset the harness reads.
 
     A DIV2K root is recognised by ``DIV2K_train_HR/``; its LR comes from
     ``DIV2K_train_LR_bicubic/X<scale>/`` when that folder exists, otherwise it is made from the HR
-    (MATLAB-exact resize). Anything else (``samples``, an HR-only folder, a paired layout) is opened
-    with :func:`harness.data.open_dataset`, whose errors name the folder.
+    (MATLAB-exact resize, cached in ``cache_dir``). Anything else (``samples``, an HR-only folder, a
+    paired layout) is opened with :func:`harness.data.open_dataset`, whose errors name the folder.
     """
-    from harness.data import ImagePair, open_dataset
+    from harness.data import Dataset, ImagePair, open_dataset
 
     root = Path(spec).expanduser()
     hr_dir = root / "DIV2K_train_HR"
@@ -59,17 +62,12 @@ def training_items(spec: str, *, scale: int, cache_dir: Path) -> tuple[str, list
             items.append(ImagePair(f"{n:04d}", lr if lr_dir.is_dir() else None, hr))
         if not items:
             raise HarnessError(f"{hr_dir}: no DIV2K training images 0001.png-0800.png in it")
-        return f"DIV2K train ({root})", items
+        dataset = Dataset(
+            "DIV2K", str(root), "div2k-train", "train", scale, tuple(items), lr_cache_dir=cache_dir
+        )
+        return f"DIV2K train ({root})", dataset
     dataset = open_dataset(spec, scale=scale, cache_dir=cache_dir)
-    return dataset.name if dataset.path is None else f"{dataset.name} ({dataset.path})", list(dataset.items)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return dataset.name if dataset.path is None else f"{dataset.name} ({dataset.path})", dataset
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -77,54 +75,34 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(handle, array)
 
 
-def load_training_images(
-    items: Sequence[object], *, scale: int, cache: str, cache_dir: Path
-) -> list[TrainImage]:
-    """Decode every pair once; LR missing from the dataset is made from HR and cached on disk.
+def load_training_images(dataset: Dataset, *, cache: str, cache_dir: Path) -> list[TrainImage]:
+    """Decode every pair once, as the evaluation decodes it (:meth:`harness.data.Dataset.load`).
 
-    ``items`` are the dataset's ``ImagePair`` entries (``name``, ``lr_path``, ``hr_path``). The
-    cache is keyed by the sha256 of the image files, so a changed file is never served stale.
-    With ``cache="npy"`` decoded arrays are written as .npy files and memory-mapped: DataLoader
-    workers then share one copy through the page cache and later runs skip PNG decoding. With
-    ``cache="memory"`` arrays are held in RAM; only LR made from HR is written to disk.
+    With ``cache="npy"`` decoded arrays are also written as .npy files, keyed by the sha256 of the
+    image files (a changed file is never served stale), and memory-mapped: DataLoader workers then
+    share one copy through the page cache and later runs skip PNG decoding. With
+    ``cache="memory"`` arrays are held in RAM (LR made from HR is still cached by the dataset).
     """
-    from harness.data import read_image
-    from harness.imresize import imresize, modcrop
+    from harness.submissions import sha256_file
 
     images = []
-    for item in items:
+    for item in dataset.items:
         if item.hr_path is None:
             raise HarnessError(f"training image {item.name}: the dataset has no HR image for it")
-        hr_path = Path(item.hr_path)
-        key = _file_sha256(hr_path)[:24]
-        if item.lr_path is not None:
-            key += "-" + _file_sha256(Path(item.lr_path))[:24]
-        hr_npy = cache_dir / f"{key}.hr.npy"
-        lr_npy = cache_dir / f"{key}.lr_x{scale}.npy"
-        if cache == "npy" and hr_npy.exists() and lr_npy.exists():
-            images.append(
-                TrainImage(item.name, np.load(lr_npy, mmap_mode="r"), np.load(hr_npy, mmap_mode="r"))
-            )
+        if cache == "memory":
+            _, lr, hr = dataset.load(item)
+            images.append(TrainImage(item.name, lr, hr))
             continue
-        hr = modcrop(read_image(hr_path), scale)
+        key = sha256_file(Path(item.hr_path))[:24]
         if item.lr_path is not None:
-            lr = read_image(Path(item.lr_path))
-        elif lr_npy.exists():
-            lr = np.load(lr_npy)
-        else:
-            lr = imresize(hr, 1.0 / scale)
-            _save_npy(lr_npy, lr)
-        if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
-            raise HarnessError(
-                f"training image {item.name}: LR {lr.shape[1]}x{lr.shape[0]} times {scale} does not match "
-                f"HR {hr.shape[1]}x{hr.shape[0]} ({item.lr_path})"
-            )
-        if cache == "npy":
+            key += "-" + sha256_file(Path(item.lr_path))[:24]
+        hr_npy = cache_dir / f"{key}.hr.npy"
+        lr_npy = cache_dir / f"{key}.lr_x{dataset.scale}.npy"
+        if not (hr_npy.exists() and lr_npy.exists()):
+            _, lr, hr = dataset.load(item)
             _save_npy(hr_npy, hr)
-            if not lr_npy.exists():
-                _save_npy(lr_npy, lr)
-            lr, hr = np.load(lr_npy, mmap_mode="r"), np.load(hr_npy, mmap_mode="r")
-        images.append(TrainImage(item.name, lr, hr))
+            _save_npy(lr_npy, lr)
+        images.append(TrainImage(item.name, np.load(lr_npy, mmap_mode="r"), np.load(hr_npy, mmap_mode="r")))
     if not images:
         raise HarnessError("the training dataset has no images")
     return images

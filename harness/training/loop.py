@@ -32,7 +32,7 @@ from harness.training.data import (
     TrainImage,
     check_patch_fits,
     load_training_images,
-    training_items,
+    training_dataset,
 )
 from harness.training.distributed import DistContext
 from harness.training.model import build_training_model, collapse_to_imdn, init_from_imdn_state_dict
@@ -136,10 +136,10 @@ def prepare(config: TrainConfig, *, source: str, resume: bool, ctx: DistContext 
 
     cache_dir = Path(config.data.cache_dir)
     try:
-        train_name, items = training_items(config.data.train, scale=SCALE, cache_dir=cache_dir)
+        train_name, train_set = training_dataset(config.data.train, scale=SCALE, cache_dir=cache_dir)
     except HarnessError as error:
         raise HarnessError(f"{source}: data.train {config.data.train!r}: {error}") from None
-    images = load_training_images(items, scale=SCALE, cache=config.data.cache, cache_dir=cache_dir)
+    images = load_training_images(train_set, cache=config.data.cache, cache_dir=cache_dir)
     check_patch_fits(images, config.data.patch_size, source=source)
     val_images: list[tuple[str, np.ndarray, np.ndarray]] = []
     if ctx.is_main:
