@@ -114,13 +114,7 @@ class SubmissionEvaluator:
 
         Called after the timed images, so that the first timed call really is the cold one.
         """
-        counted = count_complexity(self.loaded.model, (3, 256, 256))
-        return {
-            "params": counted.params,
-            "flops": counted.flops,
-            "activations": counted.activations,
-            "num_conv": counted.num_conv,
-        }
+        return count_complexity(self.loaded.model, (3, 256, 256)).as_dict()
 
     def _run_model(self, lr: torch.Tensor) -> Callable[[], torch.Tensor]:
         sub = self.submission
