@@ -168,14 +168,30 @@ def _memory(record: dict[str, Any] | None) -> str:
     return f"{record['peak_memory_mb']:.0f}" + ("" if extra is None else f" (+{extra:.0f})")
 
 
+def _by_patch(
+    results: list[dict[str, Any]],
+) -> list[tuple[int, dict[str, Any] | None, dict[str, Any] | None]]:
+    """``(patch, explicit record, online record)`` per patch size, in increasing size."""
+    pairs = []
+    for patch in sorted({r["patch"] for r in results}):
+        by_mode = {r["mode"]: r for r in results if r["patch"] == patch}
+        pairs.append((patch, by_mode.get("explicit"), by_mode.get("online")))
+    return pairs
+
+
+def _memory_ratios(explicit: dict[str, Any], online: dict[str, Any]) -> tuple[float, float | None]:
+    """Online over explicit peak memory: whole process, and above the footprint (None on CUDA)."""
+    whole = online["peak_memory_mb"] / explicit["peak_memory_mb"]
+    extra_explicit, extra_online = _above_baseline(explicit), _above_baseline(online)
+    above = extra_online / extra_explicit if extra_explicit and extra_online is not None else None
+    return whole, above
+
+
 def _memory_ratio(explicit: dict[str, Any] | None, online: dict[str, Any] | None) -> str:
     if explicit is None or online is None:
         return "-"
-    text = f"{online['peak_memory_mb'] / explicit['peak_memory_mb']:.2f}"
-    extra_explicit, extra_online = _above_baseline(explicit), _above_baseline(online)
-    if extra_explicit and extra_online is not None:
-        text += f" ({extra_online / extra_explicit:.2f})"
-    return text
+    whole, above = _memory_ratios(explicit, online)
+    return f"{whole:.2f}" + ("" if above is None else f" ({above:.2f})")
 
 
 def _verdict(passed: bool) -> str:
@@ -192,21 +208,17 @@ def target_verdicts(results: list[dict[str, Any]]) -> list[str]:
     batches it pulls the whole-process ratio towards 1 whatever the training step costs.
     """
     lines = []
-    for patch in sorted({r["patch"] for r in results}):
-        by_mode = {r["mode"]: r for r in results if r["patch"] == patch}
-        explicit, online = by_mode.get("explicit"), by_mode.get("online")
+    for patch, explicit, online in _by_patch(results):
         if explicit is None or online is None:
             continue
         speedup = explicit["step_ms"] / online["step_ms"]
-        memory = online["peak_memory_mb"] / explicit["peak_memory_mb"]
+        memory, above = _memory_ratios(explicit, online)
         parts = [
             f"speed-up {speedup:.2f}x {_verdict(speedup >= TARGET_SPEEDUP)}",
             f"peak memory {memory:.2f} {_verdict(memory <= TARGET_MEMORY_RATIO)}",
         ]
-        extra_explicit, extra_online = _above_baseline(explicit), _above_baseline(online)
-        if extra_explicit and extra_online is not None:
-            extra = extra_online / extra_explicit
-            parts[-1] += f" (above the footprint {extra:.2f} {_verdict(extra <= TARGET_MEMORY_RATIO)})"
+        if above is not None:
+            parts[-1] += f" (above the footprint {above:.2f} {_verdict(above <= TARGET_MEMORY_RATIO)})"
         same_loss = math.isclose(explicit["loss"], online["loss"], rel_tol=LOSS_REL_TOL)
         parts.append(f"same loss {_verdict(same_loss)}")
         lines.append(f"  {patch}x{patch}, batch {explicit['batch']}: " + "; ".join(parts))
@@ -225,9 +237,7 @@ def format_table(results: list[dict[str, Any]], device_name: str) -> str:
 
     seed_by_patch = {row["patch"]: row for row in SEED_TABLE5}
     rows = []
-    for patch in sorted({r["patch"] for r in results}):
-        by_mode = {r["mode"]: r for r in results if r["patch"] == patch}
-        explicit, online = by_mode.get("explicit"), by_mode.get("online")
+    for patch, explicit, online in _by_patch(results):
         seed = seed_by_patch.get(patch)
         rows.append(
             [
