@@ -6,8 +6,10 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.constraints import find_baseline
-from harness.protocols import load_protocol
+
+def device_name(fingerprint: dict[str, Any], fallback: str) -> str:
+    """What to call a run's device in titles: the GPU's name, else the CPU model, else ``fallback``."""
+    return str(fingerprint.get("gpu_name") or fingerprint.get("cpu_model") or fallback)
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -18,19 +20,16 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-def _baseline_runtime(run: dict[str, Any]) -> float | None:
-    """The mean runtime of the run's baseline when it ran, the denominator of the "x baseline" column."""
-    baseline = find_baseline(run, load_protocol(run["protocol"]))
-    return baseline["runtime_ms"]["mean"] if baseline and baseline.get("status") == "ok" else None
+def _runtime_ratio(record: dict[str, Any]) -> float | None:
+    """The runtime constraint's value: this record's runtime over the baseline's in the same run."""
+    return next((c["value"] for c in record.get("constraints", []) if c["name"] == "runtime"), None)
 
 
 def run_summary(run: dict[str, Any]) -> str:
     """One row per submission: fidelity, runtime (and ratio to the baseline of the same run), size."""
-    base_ms = _baseline_runtime(run)
     rows = []
     for record in run.get("results", []):
         runtime = (record.get("runtime_ms") or {}).get("mean")
-        ratio = runtime / base_ms if runtime is not None and base_ms else None
         valid = record.get("valid")
         rows.append(
             [
@@ -42,7 +41,7 @@ def run_summary(run: dict[str, Any]) -> str:
                 _fmt(record.get("psnr_y"), 4),
                 _fmt(record.get("ssim_y"), 5),
                 _fmt(runtime, 2),
-                _fmt(ratio, 3),
+                _fmt(_runtime_ratio(record), 3),
                 _fmt(record.get("max_memory_mb"), 1),
                 _fmt(None if record.get("params") is None else record["params"] / 1e6, 4),
                 _fmt(None if record.get("flops") is None else record["flops"] / 1e9, 2),
@@ -64,7 +63,7 @@ def run_summary(run: dict[str, Any]) -> str:
     ]
     dataset = run["dataset"]
     device = run["device"]
-    where = device.get("gpu_name") or device.get("cpu_model") or device.get("device_type")
+    where = device_name(device, fallback=device.get("device_type"))
     title = (
         f"{dataset['name']}"
         + (f" {dataset['split']}" if dataset.get("split") else "")
