@@ -20,20 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from harness.atomic import write_json_atomic
     from harness.errors import HarnessError
+    from harness.report import device_name
+    from harness.runner import resolve_device
     from harness.timing import device_fingerprint
     from harness.training.bench import format_table, run_benchmark
     from harness.training.config import ModelConfig
 
-    name = args.device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise HarnessError(f"--device {args.device}: CUDA is not available on this machine")
+    device = resolve_device(args.device)
     if any(p < 8 for p in args.patch) or args.steps < 1 or (args.batch is not None and args.batch < 1):
         raise HarnessError("--patch must be at least 8, --steps and --batch at least 1")
     batch = args.batch or (16 if device.type == "cuda" else 2)
@@ -42,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
         patches=args.patch, batch=batch, steps=args.steps, device=device, model_config=model_config
     )
     fingerprint = device_fingerprint(device)
-    device_name = fingerprint.get("gpu_name") or fingerprint.get("cpu_model") or device.type
-    print(format_table(results, f"{device.type} ({device_name})"))
+    print(format_table(results, f"{device.type} ({device_name(fingerprint, fallback=device.type)})"))
     if args.json:
         write_json_atomic(args.json, {"device": fingerprint, "results": results})
     return 0

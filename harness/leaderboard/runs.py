@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.report import device_name
 
 __all__ = ["RUN_FILE_NAME", "RunFile", "check_comparable", "dataset_label", "load_run", "same_dataset"]
 
@@ -77,7 +78,7 @@ def load_run(path: str | Path) -> RunFile:
         protocol=_require(document, "protocol", str, str(file)),
         protocol_version=_require(document, "protocol_version", int, str(file)),
         fingerprint_id=fingerprint,
-        device_name=str(device.get("gpu_name") or device.get("cpu_model") or fingerprint),
+        device_name=device_name(device, fallback=fingerprint),
         dataset=dataset,
         baseline=baseline if isinstance(baseline, str) else None,
         results=tuple(results),
