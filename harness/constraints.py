@@ -14,7 +14,7 @@ constraints come from the protocol file, so the numbers live in one place:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -148,14 +148,19 @@ def check_constraints(
     ]
 
 
-def is_valid(constraints: list[ConstraintResult]) -> bool:
+def is_valid(constraints: Sequence[ConstraintResult]) -> bool:
     """A result is valid only when there are verdicts and every one passed."""
     return bool(constraints) and all(item.passed for item in constraints)
 
 
+def baseline_name(run_baseline: str | None, protocol: Protocol) -> str:
+    """The baseline a run is judged against: the one it names, else the protocol's."""
+    return run_baseline or protocol.baseline
+
+
 def find_baseline(run: dict[str, Any], protocol: Protocol) -> dict[str, Any] | None:
     """The baseline's record in a run document (by the run's ``baseline`` name, else the protocol's)."""
-    name = run.get("baseline") or protocol.baseline
+    name = baseline_name(run.get("baseline"), protocol)
     matches = [record for record in run.get("results", []) if record.get("submission") == name]
     return matches[0] if matches else None
 

@@ -85,9 +85,6 @@ def annotate_published(board: Leaderboard, corrections: Sequence[tuple[str, str]
     published = rows["source"] == "published"
     for team, text in corrections:
         match = published & (rows["team"] == team)
-        if "note" in rows.columns:
-            rows.loc[match, "note"] = [
-                f"{note}; {text}" if note else text for note in rows.loc[match, "note"]
-            ]
+        rows.loc[match, "note"] = [f"{note}; {text}" if note else text for note in rows.loc[match, "note"]]
     notes = (*board.notes, *(f"printed table vs organisers' counter: {text}" for _, text in corrections))
     return replace(board, rows=rows, notes=notes)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.constraints import ConstraintResult, check_constraints, find_baseline
+from harness.constraints import ConstraintResult, baseline_name, check_constraints, find_baseline, is_valid
 from harness.errors import HarnessError
 from harness.leaderboard.runs import RunFile, dataset_label, same_dataset
 from harness.leaderboard.table import PlotPanel
@@ -33,7 +33,7 @@ class MeasuredEntry:
 
     @property
     def valid(self) -> bool:
-        return all(item.passed for item in self.constraints)
+        return is_valid(self.constraints)
 
     @property
     def runtime_ms(self) -> float | None:
@@ -96,7 +96,7 @@ def measured_entries(runs: Sequence[RunFile], protocol: Protocol) -> list[Measur
         for record in run.results:
             name = record["submission"]
             if name in seen:
-                if name == (run.baseline or protocol.baseline):
+                if name == baseline_name(run.baseline, protocol):
                     continue
                 raise HarnessError(
                     f"{run.path}: submission {name!r} is also in {seen[name].path}; give one of them"
@@ -113,7 +113,7 @@ def run_summary(run: RunFile, protocol: Protocol) -> str:
     return (
         f"{dataset_label(run.dataset)} on {run.device_name} (device {run.fingerprint_id}), "
         f"protocol {protocol.name} v{protocol.version}; time = mean per image, ratio to "
-        f"{run.baseline or protocol.baseline} in the same run"
+        f"{baseline_name(run.baseline, protocol)} in the same run"
     )
 
 

@@ -85,16 +85,17 @@ def _apply_tracks(rows: list[dict[str, Any]], tracks: TrackRanks) -> None:
 
 
 def _measured_rows(entries: list[MeasuredEntry]) -> list[dict[str, Any]]:
-    eligible = [entry for entry in entries if not entry.problem(("complete", "psnr"))]
+    problems = [entry.problem(("complete", "psnr")) for entry in entries]
+    eligible = [entry for entry, problem in zip(entries, problems, strict=True) if not problem]
     ranked = [_measured_row(entry) for entry in eligible]
     metrics = {key: [row[_METRIC_KEYS[key]] for row in ranked] for key in METRICS}
     _apply_tracks(ranked, rank_tracks([entry.name for entry in eligible], metrics))
     ranked.sort(key=lambda row: (row["main_rank"], row["team"]))
-    others = []
-    for entry in entries:
-        problem = entry.problem(("complete", "psnr"))
-        if problem:
-            others.append({**_measured_row(entry), "ranked": False, "note": problem})
+    others = [
+        {**_measured_row(entry), "ranked": False, "note": problem}
+        for entry, problem in zip(entries, problems, strict=True)
+        if problem
+    ]
     return ranked + others
 
 

@@ -40,6 +40,13 @@ TRACK_COLUMNS = (
     "sub_track2_score",
     "sub_track2_rank",
 )
+
+
+def _rank_column(metric: str) -> str:
+    """The official table's rank column of ``metric`` (e.g. ``ave_time_rank``)."""
+    return f"{METRIC_COLUMNS[metric].rsplit('_', 1)[0]}_rank"
+
+
 OFFICIAL_COLUMNS = (
     "team",
     "official_model_id",
@@ -47,11 +54,7 @@ OFFICIAL_COLUMNS = (
     *TRACK_COLUMNS,
     "val_psnr_db",
     "test_psnr_db",
-    *(
-        column
-        for key in METRICS
-        for column in (METRIC_COLUMNS[key], f"{METRIC_COLUMNS[key].rsplit('_', 1)[0]}_rank")
-    ),
+    *(column for key in METRICS for column in (METRIC_COLUMNS[key], _rank_column(key))),
     "num_conv",
     "note",
 )
@@ -81,10 +84,6 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
         raise HarnessError(f"{path}: unexpected columns (missing {missing}, unexpected {extra})")
     frame["note"] = frame["note"].fillna("")
     return frame
-
-
-def _rank_column(metric: str) -> str:
-    return f"{METRIC_COLUMNS[metric].rsplit('_', 1)[0]}_rank"
 
 
 def _ints(series: pd.Series) -> list[int | None]:

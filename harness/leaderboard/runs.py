@@ -93,9 +93,9 @@ def check_comparable(runs: Sequence[RunFile], *, protocol: str, version: int) ->
                 f"{run.path}: protocol {run.protocol} v{run.protocol_version}, but this leaderboard is "
                 f"{protocol} v{version}; results of different protocol versions are never ranked together"
             )
-    first = runs[0] if runs else None
     for run in runs[1:]:
-        if first is not None and run.fingerprint_id != first.fingerprint_id:
+        first = runs[0]  # only reached with two runs or more
+        if run.fingerprint_id != first.fingerprint_id:
             raise HarnessError(
                 f"{run.path}: measured on device {run.fingerprint_id} ({run.device_name}), but "
                 f"{first.path} on {first.fingerprint_id} ({first.device_name}); runtimes of different "

@@ -59,9 +59,9 @@ def _measured_rows(val: list[MeasuredEntry], test: dict[str, MeasuredEntry]) -> 
     ranked, others = [], []
     for entry in val:
         tested = test.get(entry.name)
-        test_note = ""
-        if tested is not None and tested.problem(("complete",)):
-            test_note = f"test run {tested.problem(('complete',))}"
+        test_problem = tested.problem(("complete",)) if tested is not None else ""
+        test_note = f"test run {test_problem}" if test_problem else ""
+        if test_problem:
             tested = None  # a failed or partial test run counts as no test result
         val_psnr = entry.number("psnr_rgb")
         test_psnr = None if tested is None else tested.number("psnr_rgb")
