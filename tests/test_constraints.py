@@ -76,7 +76,19 @@ def _protocol_data() -> dict[str, Any]:
         (lambda d: d.update(border="4"), "border: must be an integer, got '4'"),
         (lambda d: d["timing"].update(cudnn_benchmark=1), "timing.cudnn_benchmark: must be true or false"),
         (lambda d: d.update(reported_channels=[]), "reported_channels: must list at least one channel"),
-        (lambda d: d.update(fidelity_channel="ycbcr"), "channel 'ycbcr'"),
+        (
+            lambda d: d.update(fidelity_channel="ycbcr"),
+            "fidelity_channel: must be one of rgb, y, got 'ycbcr'",
+        ),
+        (
+            lambda d: d.update(reported_channels=["rgb", "cb"]),
+            r"reported_channels\[1\]: must be one of rgb, y",
+        ),
+        (
+            lambda d: d["timing"].update(statistic="p90"),
+            "timing.statistic: must be one of mean, median, got 'p90'",
+        ),
+        (lambda d: d.update(scale=5), "ntire2022.yaml: scale: must be 2, 3 or 4, got 5"),
     ],
 )
 def test_protocol_rejects_bad_files(edit, message: str) -> None:
