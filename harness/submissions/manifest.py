@@ -19,6 +19,7 @@ from harness.yaml_schema import YamlMapping, read_yaml
 
 MANIFEST_NAME = "submission.yaml"
 VALID_INPUT_RANGES = (1.0, 255.0)
+ZOO_PREFIX = "ntire2022:"  # submissions named so are official models, built by harness.zoo
 DEFAULT_TILE_OVERLAP = 32  # as the official script's tiled forward
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")

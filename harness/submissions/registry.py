@@ -13,7 +13,7 @@ from pathlib import Path
 
 import harness
 from harness.errors import HarnessError
-from harness.submissions.manifest import MANIFEST_NAME, Submission, parse_manifest
+from harness.submissions.manifest import MANIFEST_NAME, ZOO_PREFIX, Submission, parse_manifest
 
 BUNDLED_DIR = Path(harness.__file__).resolve().parents[1] / "submissions"
 
@@ -25,8 +25,6 @@ BUNDLED_NAMES: tuple[str, ...] = (
     "imdn_pruned",
     "bicubic",
 )
-
-ZOO_PREFIX = "ntire2022:"
 
 
 class Registry:
@@ -114,8 +112,7 @@ def _resolve_zoo(spec: str, zoo: Path | None) -> list[Submission]:
         )
     from harness import zoo as zoo_module  # imported only when an official model is asked for
 
-    resolved = zoo_module.resolve(spec, zoo)
-    return [resolved] if isinstance(resolved, Submission) else list(resolved)
+    return zoo_module.resolve(spec, zoo)
 
 
 def resolve_many(specs: list[str], *, zoo: Path | None = None) -> list[Submission]:

@@ -8,7 +8,7 @@ as printed: the counted number is rounded the way the official test script forma
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from harness.zoo.registry import Registry, ZooEntry, default_registry
 
@@ -39,9 +39,6 @@ class Disagreement:
             f"{self.published:.{decimals}f}{unit}, the organisers' counter gives "
             f"{self.counted_as_printed:.{decimals}f}{unit} ({self.counted:,})"
         )
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def as_printed(metric: str, counted: int) -> float:

@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.complexity import Complexity
 from harness.errors import HarnessError
-from harness.submissions.manifest import FrozenDict
+from harness.submissions.manifest import DEFAULT_TILE_OVERLAP, VALID_INPUT_RANGES, ZOO_PREFIX, FrozenDict
 from harness.yaml_schema import YamlMapping, read_yaml
 
 DEFAULT_REGISTRY = Path(__file__).with_name("ntire2022.yaml")
@@ -64,7 +64,7 @@ class ZooEntry:
     state_dict_key: str | None = None
     strip_prefix: str | None = None
     tile: int | None = None
-    tile_overlap: int = 32
+    tile_overlap: int = DEFAULT_TILE_OVERLAP
     extra_requires: tuple[str, ...] = ()
     needs_cuda: bool = False
     note: str | None = None
@@ -76,7 +76,7 @@ class ZooEntry:
 
     @property
     def submission_name(self) -> str:
-        return f"ntire2022:{self.slug}"
+        return f"{ZOO_PREFIX}{self.slug}"
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class Registry:
             except KeyError:
                 ids = ", ".join(str(e.official_model_id) for e in self.entries)
                 raise HarnessError(
-                    f"ntire2022:{key}: no released model has official id {key} (released: {ids})"
+                    f"{ZOO_PREFIX}{key}: no released model has official id {key} (released: {ids})"
                 ) from None
         for entry in self.entries:
             if folded in (entry.team.casefold(), entry.slug.casefold()):
@@ -122,7 +122,7 @@ class Registry:
         close = [by_fold[c] for c in difflib.get_close_matches(folded, list(by_fold), n=3, cutoff=0.5)]
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         raise HarnessError(
-            f"ntire2022:{key}: unknown team or model id; {hint}"
+            f"{ZOO_PREFIX}{key}: unknown team or model id; {hint}"
             f"the {len(self.entries)} released models are listed in {self.path}"
         )
 
@@ -181,7 +181,7 @@ def _parse_entry(path: Path, index: int, data: object) -> ZooEntry:
             fields.name("sha256" if sha256 else "git_blob"), "must be lower-case hex (64 or 40 digits)"
         )
     input_range = fields.get("input_range", (int, float))
-    if float(input_range) not in (1.0, 255.0):
+    if float(input_range) not in VALID_INPUT_RANGES:
         fields.fail(fields.name("input_range"), f"must be 1 or 255, got {input_range!r}")
     return ZooEntry(
         official_model_id=fields.get("official_model_id", int),
@@ -197,7 +197,7 @@ def _parse_entry(path: Path, index: int, data: object) -> ZooEntry:
         state_dict_key=fields.get("state_dict_key", str),
         strip_prefix=fields.get("strip_prefix", str),
         tile=fields.get("tile", int),
-        tile_overlap=fields.get("tile_overlap", int, 32),
+        tile_overlap=fields.get("tile_overlap", int, DEFAULT_TILE_OVERLAP),
         extra_requires=tuple(extra),
         needs_cuda=fields.get("needs_cuda", bool, False),
         note=fields.get("note", str),

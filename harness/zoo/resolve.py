@@ -12,10 +12,8 @@ import hashlib
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.submissions.manifest import ModelSpec, Submission, WeightsSpec
+from harness.submissions.manifest import ZOO_PREFIX, ModelSpec, Submission, WeightsSpec
 from harness.zoo.registry import Registry, ZooEntry, default_registry
-
-ZOO_PREFIX = "ntire2022:"
 
 
 def resolve(spec: str, zoo: str | Path | None, *, registry: Registry | None = None) -> list[Submission]:
