@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from harness.atomic import atomic_path
 from harness.complexity import count_complexity
+from harness.data import write_png
 from harness.metrics import fidelity, to_tensor, to_uint8
 from harness.runner.cache import ResultCache
 from harness.runner.forward import forward
@@ -75,13 +75,6 @@ def _check_output(sr: torch.Tensor, lr: torch.Tensor, scale: int, name: str) -> 
         raise SubmissionFailure(f"{name}: output contains NaN or Inf")
 
 
-def _save_png(path: Path, pixels: np.ndarray) -> None:
-    from PIL import Image
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(pixels).save(tmp, format="PNG")
-
-
 class SubmissionEvaluator:
     """Runs a loaded submission over a dataset on one device and returns its result record."""
 
@@ -114,7 +107,7 @@ class SubmissionEvaluator:
 
         Called after the timed images, so that the first timed call really is the cold one.
         """
-        return count_complexity(self.loaded.model, (3, 256, 256)).as_dict()
+        return count_complexity(self.loaded.model).as_dict()
 
     def _run_model(self, lr: torch.Tensor) -> Callable[[], torch.Tensor]:
         sub = self.submission
@@ -170,7 +163,7 @@ class SubmissionEvaluator:
             else:
                 record.update(dict.fromkeys(METRIC_KEYS))
             if self.save_images_dir is not None:
-                _save_png(self.save_images_dir / f"{name}.png", sr)
+                write_png(self.save_images_dir / f"{name}.png", sr)
             peak = memory.peak_mb()
             if peak is not None:
                 state["max_memory_mb"] = max(peak, state["max_memory_mb"] or 0.0)
