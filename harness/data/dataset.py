@@ -72,7 +72,7 @@ class Dataset:
     def _make_lr(self, item: ImagePair, hr: np.ndarray, hr_bytes: bytes) -> np.ndarray:
         if self.lr_cache_dir is None:
             return imresize(hr, 1 / self.scale)
-        key = hashlib.sha256(hr_bytes).hexdigest()
+        key = self._file_digest(item.hr_path, hr_bytes).hex()
         cached = self.lr_cache_dir / f"{key}_x{self.scale}_{LR_ALGORITHM}.png"
         expected = (hr.shape[0] // self.scale, hr.shape[1] // self.scale, 3)
         if cached.is_file():
@@ -106,7 +106,14 @@ class Dataset:
         if self.hash_pixels:
             pixels = read_image(path)
             return hashlib.sha256(f"{pixels.shape}".encode() + pixels.tobytes()).digest()
-        return hashlib.sha256(_read_bytes(path)).digest()
+        return self._file_digest(path)
+
+    def _file_digest(self, path: Path, data: bytes | None = None) -> bytes:
+        """sha256 of a file's bytes, once per dataset: the content hash and the LR cache key share it."""
+        key = f"file:{path}"
+        if key not in self._hash:
+            self._hash[key] = hashlib.sha256(_read_bytes(path) if data is None else data).hexdigest()
+        return bytes.fromhex(self._hash[key])
 
     @property
     def expected_images(self) -> int:
