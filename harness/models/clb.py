@@ -37,7 +37,6 @@ Choices (documented here because the paper leaves them open):
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 from collections.abc import Mapping, Sequence
 from typing import Literal
@@ -82,6 +81,32 @@ def _identity_kernel(channels: int, kernel_size: int) -> torch.Tensor:
     centre = kernel_size // 2
     kernel[torch.arange(channels), torch.arange(channels), centre, centre] = 1.0
     return kernel
+
+
+@torch.no_grad()
+def fold_exactly(
+    expand_weight: torch.Tensor,
+    expand_bias: torch.Tensor,
+    squeeze_weight: torch.Tensor,
+    squeeze_bias: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The deployed (weight, bias) of one block: folded in float64, cast back to the weights' dtype.
+
+    A block has an identity path exactly when its input and output widths match, as in
+    :class:`CollapsibleConv2d`, so the four tensors alone determine the result.
+    """
+    out_channels, in_channels, kernel_size = (
+        squeeze_weight.shape[0],
+        expand_weight.shape[1],
+        expand_weight.shape[2],
+    )
+    identity = None
+    if in_channels == out_channels:
+        identity = _identity_kernel(out_channels, kernel_size).to(expand_weight.device, torch.float64)
+    weight, bias = fold_linear_block(
+        expand_weight.double(), expand_bias.double(), squeeze_weight.double(), squeeze_bias.double(), identity
+    )
+    return weight.to(expand_weight.dtype), bias.to(expand_weight.dtype)
 
 
 class CollapsibleConv2d(nn.Module):
@@ -142,19 +167,13 @@ class CollapsibleConv2d(nn.Module):
     @torch.no_grad()
     def collapse(self) -> nn.Conv2d:
         """One ``nn.Conv2d`` with exactly this block's function (folded in float64, then cast)."""
-        dtype = self.expand.weight.dtype
-        identity = None if self.identity is None else self.identity.double()
-        weight, bias = fold_linear_block(
-            self.expand.weight.double(),
-            self.expand.bias.double(),
-            self.squeeze.weight.double(),
-            self.squeeze.bias.double(),
-            identity,
+        weight, bias = fold_exactly(
+            self.expand.weight, self.expand.bias, self.squeeze.weight, self.squeeze.bias
         )
         conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, padding=self.kernel_size // 2)
-        conv = conv.to(device=self.expand.weight.device, dtype=dtype)
-        conv.weight.copy_(weight.to(dtype))
-        conv.bias.copy_(bias.to(dtype))
+        conv = conv.to(device=weight.device, dtype=weight.dtype)
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
         return conv
 
     @torch.no_grad()
@@ -258,12 +277,8 @@ class CLBIMDN(IMDN):
     @torch.no_grad()
     def collapse(self) -> IMDN:
         """The plain IMDN with the same function (team26 layout), in this model's train/eval mode."""
-        folded = copy.deepcopy(self)
-        for name, block in folded.collapsible_blocks().items():
-            parent_name, _, child = name.rpartition(".")
-            folded.get_submodule(parent_name).add_module(child, block.collapse())
-        plain = IMDN(**self._plain_kwargs).to(device=_device_of(self))
-        plain.load_state_dict(folded.state_dict(), strict=True)
+        plain = IMDN(**self._plain_kwargs).to(device=next(self.parameters()).device)
+        plain.load_state_dict(collapse_state_dict(self.state_dict()), strict=True)
         return plain.train(self.training)
 
     @torch.no_grad()
@@ -285,10 +300,6 @@ class CLBIMDN(IMDN):
         self.load_state_dict(rest, strict=False)
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 def is_training_form(state_dict: Mapping[str, torch.Tensor]) -> bool:
     """Whether a checkpoint holds expanded collapsible blocks (rather than a plain IMDN)."""
     return any(key.endswith(_EXPAND) for key in state_dict)
@@ -297,27 +308,20 @@ def is_training_form(state_dict: Mapping[str, torch.Tensor]) -> bool:
 def collapse_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Fold every collapsible block of a training-form state dict; other entries pass through.
 
-    A block has an identity path exactly when its input and output widths match, as in
-    :class:`CollapsibleConv2d`, so the checkpoint alone determines the collapsed weights.
+    Each block is folded by :func:`fold_exactly`, so the checkpoint alone determines the result.
     """
     result: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         if key.endswith(_EXPAND):
             name = key[: -len(_EXPAND)]
             try:
-                expand_w, expand_b = value, state_dict[f"{name}.expand.bias"]
+                expand_b = state_dict[f"{name}.expand.bias"]
                 squeeze_w, squeeze_b = state_dict[name + _SQUEEZE], state_dict[f"{name}.squeeze.bias"]
             except KeyError as error:
                 raise HarnessError(f"collapsible block {name!r} lacks {error.args[0]!r}") from None
-            out_channels, in_channels, kernel_size = squeeze_w.shape[0], expand_w.shape[1], expand_w.shape[2]
-            identity = (
-                _identity_kernel(out_channels, kernel_size).double() if in_channels == out_channels else None
+            result[f"{name}.weight"], result[f"{name}.bias"] = fold_exactly(
+                value, expand_b, squeeze_w, squeeze_b
             )
-            weight, bias = fold_linear_block(
-                expand_w.double(), expand_b.double(), squeeze_w.double(), squeeze_b.double(), identity
-            )
-            result[f"{name}.weight"] = weight.to(value.dtype)
-            result[f"{name}.bias"] = bias.to(value.dtype)
         elif ".expand." in key or ".squeeze." in key:
             continue  # folded with its block's expand weight above
         else:
@@ -362,6 +366,7 @@ __all__ = [
     "CLBIMDNForEval",
     "CollapsibleConv2d",
     "collapse_state_dict",
+    "fold_exactly",
     "fold_linear_block",
     "is_training_form",
     "load_clb_state_dict",
