@@ -107,6 +107,13 @@ def _imdn_like(state_dict: Mapping[str, torch.Tensor], blocks: int) -> IMDN:
     return IMDN(in_nc=head.shape[1], out_nc=out_nc, nc=head.shape[0], nb=blocks, upscale=upscale)
 
 
+def _load_imdn(state_dict: Mapping[str, torch.Tensor], device: str | torch.device) -> IMDN:
+    """The IMDN these weights fit, loaded strictly, on ``device`` in eval mode."""
+    model = _imdn_like(state_dict, count_blocks(state_dict))
+    model.load_state_dict(state_dict, strict=True)
+    return model.to(device).eval()
+
+
 @torch.no_grad()
 def calibration_psnr(
     state_dict: Mapping[str, torch.Tensor],
@@ -116,9 +123,7 @@ def calibration_psnr(
     device: str | torch.device = "cpu",
 ) -> float:
     """Mean RGB PSNR (border = scale) of the IMDN with these weights over the calibration images."""
-    model = _imdn_like(state_dict, count_blocks(state_dict))
-    model.load_state_dict(state_dict, strict=True)
-    model = model.to(device).eval()
+    model = _load_imdn(state_dict, device)
     values = []
     for image in images:
         sr = to_uint8(model(to_tensor(image.lr, input_range).to(device)), input_range)
@@ -187,9 +192,7 @@ class _BlockSubsets:
         device: str | torch.device,
     ) -> None:
         source_blocks = count_blocks(state_dict)
-        model = _imdn_like(state_dict, source_blocks)
-        model.load_state_dict(state_dict, strict=True)
-        model = model.to(device).eval()
+        model = _load_imdn(state_dict, device)
         body = model.model[1].sub
         self.blocks = [body[i] for i in range(source_blocks)]
         self.body_end = body[source_blocks]
