@@ -56,6 +56,13 @@ from harness.errors import HarnessError
 
 FACTORS: tuple[int, ...] = (2, 3, 4)
 
+
+def check_scale(scale: int) -> None:
+    """Refuse a super-resolution scale the MATLAB-exact resize does not reproduce."""
+    if scale not in FACTORS:
+        raise HarnessError(f"scale {scale} is not supported (choose from: {', '.join(map(str, FACTORS))})")
+
+
 # Every BLAS call is kept below the sizes at which OpenBLAS hands it to its worker threads
 # (measured for numpy's OpenBLAS 0.3.31: matrix-vector products from about 460800 elements,
 # matrix products from m*n*k = 2**18; older versions thread matrix-vector products sooner).

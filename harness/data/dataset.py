@@ -14,7 +14,7 @@ from harness.data.layouts import DIV2K_SPLITS, ImagePair, detect
 from harness.data.prefetch import prefetch
 from harness.data.samples import sample_items
 from harness.errors import HarnessError
-from harness.imresize import FACTORS, imresize, modcrop
+from harness.imresize import check_scale, imresize, modcrop
 
 DEFAULT_LR_CACHE = Path.home() / ".cache" / "esr-harness" / "lr"
 
@@ -187,8 +187,7 @@ def open_dataset(
     no split (None or "val" accepted). A DIV2K split with other than 100 images is refused
     unless ``allow_partial``. ``cache_dir`` holds LR images made from HR-only folders.
     """
-    if scale not in FACTORS:
-        raise HarnessError(f"scale {scale} is not supported (choose from: {', '.join(map(str, FACTORS))})")
+    check_scale(scale)
     if spec == "samples":
         if split not in (None, "val"):
             raise HarnessError(f"split {split!r} applies to DIV2K only, not to the built-in samples")

@@ -40,7 +40,7 @@ class Detected:
     items: tuple[ImagePair, ...]
 
 
-def _images(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
     """Image files directly in ``folder`` (non-images ignored), sorted by name."""
     return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
 
@@ -145,7 +145,7 @@ def _selfexsr_folder(root: Path, scale: int) -> Path | None:
 
 def _selfexsr(root: Path, folder: Path, scale: int) -> Detected:
     pairs: dict[str, dict[str, Path]] = {}
-    for path in _images(folder):
+    for path in image_files(folder):
         match = _SELFEXSR_FILE.match(path.stem)
         # Other files (results of published methods: *_SRF_4_A+.png, ...) are not test data.
         if match and int(match["scale"]) == scale:
@@ -165,8 +165,8 @@ def _selfexsr(root: Path, folder: Path, scale: int) -> Detected:
 
 def _paired_folders(root: Path, layout: str, hr_dir: Path, lr_dir: Path, scale: int) -> Detected:
     """HR/<name>.<ext> paired with <lr_dir>/<name>x<scale>.<ext> (BasicSR and IMDN layouts)."""
-    hr_files = _by_stem(_images(hr_dir), hr_dir)
-    lr_files = _by_stem(_images(lr_dir), lr_dir)
+    hr_files = _by_stem(image_files(hr_dir), hr_dir)
+    lr_files = _by_stem(image_files(lr_dir), lr_dir)
     if not hr_files:
         raise HarnessError(f"{hr_dir}: no images")
     items = []
@@ -182,7 +182,7 @@ def _paired_folders(root: Path, layout: str, hr_dir: Path, lr_dir: Path, scale: 
 
 
 def _hr_only(root: Path, folder: Path) -> Detected | None:
-    files = _by_stem(_images(folder), folder)
+    files = _by_stem(image_files(folder), folder)
     if not files:
         return None
     items = tuple(ImagePair(stem, None, path) for stem, path in sorted(files.items()))

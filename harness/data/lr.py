@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from harness.data.images import is_image_file, read_image, write_png
+from harness.data.images import read_image, write_png
+from harness.data.layouts import image_files
 from harness.data.prefetch import prefetch
 from harness.errors import HarnessError
-from harness.imresize import FACTORS, imresize, modcrop
+from harness.imresize import check_scale, imresize, modcrop
 
 
 def _downscale(path: Path, scale: int) -> tuple[Path, np.ndarray]:
@@ -23,11 +24,10 @@ def make_lr_folder(hr_dir: Path, out_dir: Path, *, scale: int, progress: bool = 
     HR is mod-cropped to the scale and resized with the MATLAB-exact bicubic. Each file is
     written atomically, so an interrupted run leaves only complete images.
     """
-    if scale not in FACTORS:
-        raise HarnessError(f"scale {scale} is not supported (choose from: {', '.join(map(str, FACTORS))})")
+    check_scale(scale)
     if not hr_dir.is_dir():
         raise HarnessError(f"{hr_dir}: no such folder")
-    sources = sorted((p for p in hr_dir.iterdir() if is_image_file(p)), key=lambda p: p.name)
+    sources = image_files(hr_dir)
     if not sources:
         raise HarnessError(f"{hr_dir}: no images in this folder")
     written = []
