@@ -214,10 +214,13 @@ def _width_band(kernel: _Kernel, channels: int) -> tuple[int, int, np.ndarray]:
     return per_block, span, np.kron(band, np.eye(channels, dtype=np.float32))
 
 
-def _width_pass(padded: np.ndarray, kernel: _Kernel, channels: int, out: np.ndarray) -> None:
+def _width_pass(
+    padded: np.ndarray, kernel: _Kernel, width_band: tuple[int, int, np.ndarray], out: np.ndarray
+) -> None:
     """The pass along the rows of ``padded`` (rows x padded pixels x channels, float32) into
-    ``out`` (rows x out_width x channels, uint8)."""
-    per_block, span, band = _width_band(kernel, channels)
+    ``out`` (rows x out_width x channels, uint8), with the kernel's ``_width_band``."""
+    per_block, _, band = width_band
+    channels = out.shape[2]
     blocks = -(-out.shape[1] // (per_block * kernel.phases))
     flat = padded.reshape(padded.shape[0], -1)
     step = per_block * kernel.stride * channels * 4
@@ -257,7 +260,8 @@ def imresize(img: np.ndarray, scale: float) -> np.ndarray:
     # The intermediate image: rows of mirror-padded pixels, channels interleaved. Pixel p of a
     # row is input column mirror(p - left); the height pass fills the real ones, [left, left +
     # width), and spills zeros up to a whole tile, which the mirrored pixels then overwrite.
-    per_block, span, _ = _width_band(kernel, channels)
+    width_band = _width_band(kernel, channels)
+    per_block, span, _ = width_band
     blocks = -(-out_width // (per_block * kernel.phases))
     left = -kernel.offset
     tile = _column_tile(width * channels, kernel)
@@ -274,7 +278,7 @@ def imresize(img: np.ndarray, scale: float) -> np.ndarray:
         rows = slice(first * kernel.phases, stop * kernel.phases)
         _height_pass(source, kernel, real, first, stop)
         middle[rows, outside] = middle[rows, mirrored]
-        _width_pass(middle[rows], kernel, channels, result[rows])
+        _width_pass(middle[rows], kernel, width_band, result[rows])
 
     positions = out_height // kernel.phases
     if source.nbytes * 4 < 2 * _CHUNK_BYTES:
