@@ -21,8 +21,9 @@ def resolve(spec: str, zoo: str | Path | None, *, registry: Registry | None = No
 
     ``spec`` is ``ntire2022:`` followed by a team name (as in the official table, or with spaces
     written as underscores), an official model id, a group of the registry (``table2``) or ``all``.
-    Weights files are not read here: a missing or altered file fails when that one model is loaded,
-    so that one bad model never stops the others.
+    Weights files are not verified here (except one known only by its git blob id, see
+    :func:`_weights_spec`): a missing or altered file fails when that one model is loaded, so that
+    one bad model never stops the others.
     """
     if not spec.startswith(ZOO_PREFIX):
         raise HarnessError(f"{spec}: not an ntire2022 zoo submission (those start with {ZOO_PREFIX!r})")
