@@ -21,8 +21,9 @@ flops-counter.pytorch) hooks module *calls* during one forward pass on a ``1 x C
   twice).
 - **Params** are all parameters of the model, trainable or not, each shared tensor once.
 
-The count runs on a CPU copy of the model under ``torch.no_grad`` with a zero input, so the model
-passed in is left untouched and no data or GPU is needed.
+The count runs once under ``torch.no_grad`` with a zero input, in place on the model's own device
+(hooks removed and the train/eval mode restored afterwards), so no data is needed and the model
+passed in is left as it was.
 """
 
 from __future__ import annotations
