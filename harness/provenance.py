@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import subprocess
 from functools import lru_cache
-from pathlib import Path
 
-from harness import __version__
-
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+from harness import REPO_ROOT, __version__
 
 
 def _git(*args: str) -> str | None:
     try:
         completed = subprocess.run(
-            ["git", "-C", str(_REPO_ROOT), *args], capture_output=True, text=True, timeout=10, check=True
+            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10, check=True
         )
     except (OSError, subprocess.SubprocessError):
         return None

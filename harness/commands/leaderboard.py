@@ -27,7 +27,7 @@ EXAMPLE = (
 )
 
 # The published tables ship with the repository, next to the package.
-PUBLISHED_DIR = Path(harness.__file__).resolve().parents[1] / "results" / "published"
+PUBLISHED_DIR = harness.REPO_ROOT / "results" / "published"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

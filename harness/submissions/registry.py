@@ -15,7 +15,7 @@ import harness
 from harness.errors import HarnessError
 from harness.submissions.manifest import MANIFEST_NAME, ZOO_PREFIX, Submission, parse_manifest
 
-BUNDLED_DIR = Path(harness.__file__).resolve().parents[1] / "submissions"
+BUNDLED_DIR = harness.REPO_ROOT / "submissions"
 
 # The submissions shipped with the harness, in the order `esr list` shows them.
 BUNDLED_NAMES: tuple[str, ...] = (
