@@ -40,6 +40,10 @@ class TimingProtocol:
     warmup_max_passes: int
     repeats: int
     statistic: Literal["mean", "median"]
+    # Interleaved performance rounds per run (every submission and the baseline time one pass over
+    # the images in each round) and the per-submission time limit of a worker.
+    rounds: int
+    timeout_seconds: float
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ def _validate(protocol: Protocol, where: str) -> None:
     timing = protocol.timing
     if timing.warmup_seconds < 0 or timing.repeats < 1:
         raise HarnessError(f"{where}: timing: warmup_seconds must be >= 0 and repeats >= 1")
+    if timing.rounds < 1 or timing.timeout_seconds <= 0:
+        raise HarnessError(f"{where}: timing: rounds must be >= 1 and timeout_seconds > 0")
     if not 1 <= timing.warmup_min_passes <= timing.warmup_max_passes:
         raise HarnessError(f"{where}: timing: need 1 <= warmup_min_passes <= warmup_max_passes")
     limits = protocol.constraints
