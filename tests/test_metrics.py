@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -42,9 +43,16 @@ def _pairs() -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 
 def _y_reference(img: np.ndarray) -> np.ndarray:
-    """MATLAB rgb2ycbcr luma for uint8 input, written out channel by channel and rounded."""
-    r, g, b = (img[..., c].astype(np.float64) for c in range(3))
-    return np.round((65.481 * r + 128.553 * g + 24.966 * b) / 255.0 + 16.0)
+    """MATLAB rgb2ycbcr luma for uint8 input in exact integers, rounded half to even.
+
+    ``Y = (65.481 R + 128.553 G + 24.966 B) / 255 + 16`` is ``n / 255000`` with the integer
+    ``n = 65481 R + 128553 G + 24966 B + 4080000``. Rounding half up is ``(2n + 255000) // 510000``;
+    an exact tie (a zero remainder there) that landed on an odd level goes down to the even one.
+    """
+    r, g, b = (img[..., c].astype(np.int64) for c in range(3))
+    twice = 2 * (65481 * r + 128553 * g + 24966 * b + 4080000) + 255000
+    level, remainder = twice // 510000, twice % 510000
+    return (level - ((remainder == 0) & (level % 2 == 1))).astype(np.uint8)
 
 
 def _crop(img: np.ndarray, border: int) -> np.ndarray:
@@ -133,12 +141,43 @@ def test_ssim_of_constant_images_is_the_luminance_term() -> None:
 def test_y_of_known_colours() -> None:
     img = np.array([[[0, 0, 0], [255, 255, 255], [100, 150, 200], [255, 0, 0]]], np.uint8)
     # 100,150,200: (6548.1 + 19282.95 + 4993.2) / 255 + 16 = 136.879...; red: 65.481 + 16 = 81.481
-    np.testing.assert_array_equal(rgb_to_y(img), [[16.0, 235.0, 137.0, 81.0]])
-    assert rgb_to_y(img).dtype == np.float64
+    np.testing.assert_array_equal(rgb_to_y(img), [[16, 235, 137, 81]])
+    assert rgb_to_y(img).dtype == np.uint8
 
 
-def test_y_is_rounded_like_matlab_uint8_rgb2ycbcr() -> None:
-    img = data.astronaut()
+def test_y_of_colours_exactly_halfway_between_two_levels() -> None:
+    # 65481*22 + 128553*206 = 27922500; (27922500 + 4080000) / 255000 = 125.5 exactly -> 126 (even).
+    # 65481*35 + 128553*47 + 24966*39 = 9307500; + 4080000 = 13387500; / 255000 = 52.5 -> 52 (even);
+    # the official float np.dot form gives 52.50000000000001 there and rounds it up to 53.
+    img = np.array([[[22, 206, 0], [35, 47, 39]]], np.uint8)
+    np.testing.assert_array_equal(rgb_to_y(img), [[126, 52]])
+    weights = (Fraction("65.481"), Fraction("128.553"), Fraction("24.966"))
+    exact = [
+        sum(w * c for w, c in zip(weights, colour, strict=True)) / 255 + 16 for colour in img[0].tolist()
+    ]
+    assert exact == [Fraction(251, 2), Fraction(105, 2)]
+
+
+def test_psnr_is_exact_integer_arithmetic() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)
+    sse = sum(
+        (int(x) - int(y)) ** 2 for x, y in zip(a[2:-2, 2:-2].ravel(), b[2:-2, 2:-2].ravel(), strict=True)
+    )
+    count = 33 * 37 * 3
+    assert psnr(a, b, border=2) == 20 * math.log10(255 / math.sqrt(sse / count))
+
+
+def test_metrics_refuse_images_that_are_not_uint8() -> None:
+    img = np.zeros((16, 16), np.float64)
+    with pytest.raises(HarnessError, match="uint8"):
+        psnr(img, img, border=0)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+def test_y_is_rounded_like_matlab_uint8_rgb2ycbcr(name: str) -> None:
+    img = _real_images()[name]
     y = rgb_to_y(img)
     np.testing.assert_array_equal(y, _y_reference(img))
     assert y.min() >= 16 and y.max() <= 235

@@ -39,7 +39,7 @@ _LIBRARY_ROOTS = tuple(
     {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")}
 )
 # Those installed by the harness's own `zoo` extra.
-_ZOO_EXTRA = {"einops", "timm", "torchvision", "cv2"}
+_ZOO_EXTRA = {"einops", "timm", "torchvision"}
 
 
 def build_model(submission: Submission) -> nn.Module:
