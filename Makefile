@@ -41,8 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest -q --benchmark-enable --benchmark-only tests $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check harness tests
-	$(BIN)/ruff format --check harness tests
+	$(BIN)/ruff check harness tests benchmarks
+	$(BIN)/ruff format --check harness tests benchmarks
 
 # The leaderboard is printed even when a submission failed (evaluate exits 1, and so does make);
 # not after a usage error (exit 2), when no new results were written.

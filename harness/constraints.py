@@ -7,7 +7,10 @@ constraints come from the protocol file, so the numbers live in one place:
 - ``complete``: the submission ran (status ``ok``) on every image of the dataset;
 - ``params``: parameter count <= the protocol's limit (an exact count);
 - ``runtime``: protocol runtime statistic / the baseline's, measured in the same run on the same
-  device, <= the limit ratio (1.0): a ratio, so it holds on any GPU;
+  device, <= the limit ratio (1.0): a ratio, so it holds on any GPU. When both were timed in the
+  same interleaved rounds, the verdict is three-valued: ``pass`` when the 95% interval of the ratio
+  (from the paired per-round ratios) lies at or under the limit, ``fail`` when it lies over it,
+  ``inconclusive`` when it straddles it;
 - ``psnr``: on the protocol's reference data (complete DIV2K val) PSNR >= 29.00 dB; on any other data
   PSNR >= the baseline's PSNR on that data minus the protocol margin, labelled ``proxy``.
 """
@@ -19,13 +22,26 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness.protocols import Protocol
+from harness.timing.rounds import Verdict, ratio_estimate
 
-__all__ = ["ConstraintResult", "apply_constraints", "check_constraints", "find_baseline", "is_valid"]
+__all__ = [
+    "ConstraintResult",
+    "apply_constraints",
+    "check_constraints",
+    "find_baseline",
+    "is_valid",
+    "validity",
+]
 
 
 @dataclass(frozen=True)
 class ConstraintResult:
-    """One verdict. ``kind`` is absolute, relative (to the baseline), proxy or completeness."""
+    """One verdict. ``kind`` is absolute, relative (to the baseline), proxy or completeness.
+
+    ``verdict`` is pass, fail or inconclusive (only a runtime ratio whose interval straddles its
+    limit is inconclusive); ``passed`` is true for pass alone. ``interval`` is the confidence
+    interval of ``value`` where one was measured (the runtime ratio), else None.
+    """
 
     name: str
     value: float | None
@@ -35,9 +51,17 @@ class ConstraintResult:
     kind: str
     unit: str
     note: str = ""
+    verdict: Verdict | None = None
+    interval: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.verdict is None:
+            object.__setattr__(self, "verdict", "pass" if self.passed else "fail")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["interval"] = list(self.interval) if self.interval is not None else None
+        return out
 
 
 class _CheckError(Exception):
@@ -91,12 +115,54 @@ def _runtime_ratio(
     statistic = protocol.timing.statistic
     limit = protocol.constraints.runtime_ratio_max
     mine = _runtime(result, statistic, "result")
-    reference = _runtime(_usable_baseline(baseline, protocol), statistic, "baseline")
+    usable = _usable_baseline(baseline, protocol)
+    reference = _runtime(usable, statistic, "baseline")
     if reference <= 0:
         raise _CheckError(f"baseline runtime {statistic} is {reference} ms, cannot divide by it")
     ratio = mine / reference
     note = f"{statistic} {mine:.2f} ms / {protocol.baseline} {reference:.2f} ms, same run and device"
-    return ConstraintResult("runtime", ratio, limit, "<=", ratio <= limit, "relative", "x baseline", note)
+    paired = _paired_rounds(result, usable)
+    if paired is None or statistic != "mean":
+        return ConstraintResult("runtime", ratio, limit, "<=", ratio <= limit, "relative", "x baseline", note)
+    estimate = ratio_estimate(*paired, limit=limit)
+    if estimate.interval is not None:
+        low, high = estimate.interval
+        note += f"; {estimate.confidence:.0%} interval {low:.3f}-{high:.3f} over {estimate.rounds} rounds"
+    if estimate.verdict == "inconclusive":
+        decide = (
+            f"; about {estimate.rounds_to_decide} rounds would decide it at this spread (--rounds)"
+            if estimate.rounds_to_decide
+            else ""
+        )
+        note += f"; inconclusive: the interval straddles {limit:g}{decide}"
+    return ConstraintResult(
+        "runtime",
+        ratio,
+        limit,
+        "<=",
+        estimate.verdict == "pass",
+        "relative",
+        "x baseline",
+        note,
+        verdict=estimate.verdict,
+        interval=estimate.interval,
+    )
+
+
+def _paired_rounds(
+    result: dict[str, Any], baseline: dict[str, Any]
+) -> tuple[list[float], list[float]] | None:
+    """The per-round mean runtimes of a result and its baseline, when timed in the same rounds."""
+    mine = (result.get("runtime_ms") or {}).get("rounds")
+    theirs = (baseline.get("runtime_ms") or {}).get("rounds")
+    same_session = result.get("timing_session") is not None and (
+        result.get("timing_session") == baseline.get("timing_session")
+    )
+    if not (isinstance(mine, list) and isinstance(theirs, list) and mine and same_session):
+        return None
+    if len(mine) != len(theirs):
+        raise _CheckError(f"result has {len(mine)} timing rounds, the baseline {len(theirs)}")
+    return mine, theirs
 
 
 def _psnr(
@@ -153,6 +219,17 @@ def is_valid(constraints: Sequence[ConstraintResult]) -> bool:
     return bool(constraints) and all(item.passed for item in constraints)
 
 
+def validity(constraints: Sequence[ConstraintResult]) -> bool | None:
+    """A record's ``valid``: True when every verdict passed, False when one failed, else None.
+
+    None means no constraint failed but at least one (a runtime ratio) is inconclusive: the result is
+    neither valid nor invalid yet, and more timing rounds would decide it.
+    """
+    if not constraints or any(item.verdict == "fail" for item in constraints):
+        return False
+    return True if is_valid(constraints) else None
+
+
 def baseline_name(run_baseline: str | None, protocol: Protocol) -> str:
     """The baseline a run is judged against: the one it names, else the protocol's."""
     return run_baseline or protocol.baseline
@@ -173,6 +250,6 @@ def apply_constraints(run: dict[str, Any], protocol: Protocol) -> dict[str, Any]
     for record in run.get("results", []):
         verdicts = check_constraints(record, baseline=baseline, protocol=protocol, dataset=dataset)
         results.append(
-            {**record, "constraints": [item.as_dict() for item in verdicts], "valid": is_valid(verdicts)}
+            {**record, "constraints": [item.as_dict() for item in verdicts], "valid": validity(verdicts)}
         )
     return {**run, "results": results}

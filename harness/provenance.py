@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from functools import lru_cache
+from importlib import metadata
 
 from harness import REPO_ROOT, __version__
 
@@ -20,11 +21,19 @@ def _git(*args: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def harness_identity() -> dict[str, object]:
-    """Version, commit and dirty flag; commit and dirty are None outside a git checkout."""
+    """Version (from the installed package's metadata), commit and dirty flag.
+
+    Commit and dirty are None outside a git checkout; the version falls back to the source's own
+    when the package is not installed (run from a source tree).
+    """
+    try:
+        version = metadata.version("esr-harness")
+    except metadata.PackageNotFoundError:
+        version = __version__
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {
-        "version": __version__,
+        "version": version,
         "git_commit": commit,
         "git_dirty": None if status is None else bool(status),
     }

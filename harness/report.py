@@ -92,12 +92,17 @@ def constraint_report(record: dict[str, Any]) -> str:
             _number(item["value"]),
             f"{item['operator']} {_number(item['limit'])}",
             item["unit"],
-            "PASS" if item["passed"] else "FAIL",
+            (item.get("verdict") or ("pass" if item["passed"] else "fail")).upper(),
             item.get("note") or "",
         ]
         for item in record.get("constraints", [])
     ]
     headers = ["constraint", "kind", "value", "limit", "unit", "verdict", "note"]
-    verdict = "VALID" if record.get("valid") else "NOT VALID"
+    valid = record.get("valid")
+    verdict = (
+        "VALID"
+        if valid
+        else ("INCONCLUSIVE" if valid is None and record.get("status") == "ok" else "NOT VALID")
+    )
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     return f"{record['submission']}: {verdict}\n{table}"

@@ -168,3 +168,52 @@ def test_clb_imdn_beats_bicubic_on_every_sample(tmp_path: Path, model_zoo_dir: P
     floor = {entry["name"]: entry["psnr_rgb"] for entry in by_name["bicubic"]["per_image"]}
     assert len(model) == document["dataset"]["num_images"] >= 6
     assert all(model[name] > floor[name] for name in model), (model, floor)
+
+
+def _judged_document(ratios: list[float]) -> dict:
+    """A run document whose submission ran at the given per-round fractions of the baseline's time."""
+    base_rounds = [50.0, 51.0, 49.0, 50.5, 50.0]
+
+    def result(name: str, rounds: list[float], role: str) -> dict:
+        return {
+            "submission": name,
+            "role": role,
+            "status": "ok",
+            "error": None,
+            "psnr_rgb": 30.0,
+            "params": 500_000,
+            "num_images": 5,
+            "runtime_ms": {"mean": sum(rounds) / len(rounds), "rounds": rounds},
+            "timing_session": "one",
+        }
+
+    return {
+        "baseline": "imdn_baseline",
+        "dataset": {"name": "Set5", "num_images": 5, "expected_images": 5, "split": None},
+        "results": [
+            result("mine", [r * b for r, b in zip(ratios, base_rounds, strict=True)], "submission"),
+            result("imdn_baseline", base_rounds, "baseline"),
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("ratios", "status", "verdict"),
+    [
+        ([0.9, 0.91, 0.9, 0.89, 0.9], 0, "PASS"),
+        ([1.2, 1.21, 1.2, 1.19, 1.2], 1, "FAIL"),
+        ([0.95, 1.04, 0.95, 1.04, 0.95], 3, "INCONCLUSIVE"),
+    ],
+)
+def test_check_exit_status_follows_the_three_valued_runtime_verdict(
+    monkeypatch: pytest.MonkeyPatch, capsys, ratios: list[float], status: int, verdict: str
+) -> None:
+    from harness.commands import check
+    from harness.constraints import apply_constraints
+    from harness.protocols import load_protocol
+
+    document = apply_constraints(_judged_document(ratios), load_protocol("ntire2022"))
+    monkeypatch.setattr(check, "run_evaluation", lambda args: document)
+    assert esr(["check", "mine"]) == status
+    runtime_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| runtime"))
+    assert verdict in runtime_line

@@ -32,6 +32,7 @@ from harness.timing import (
     warm_up,
 )
 from harness.timing import fingerprint as fingerprint_module
+from harness.timing.rounds import ratio_estimate, round_orders, turn_order
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -477,3 +478,64 @@ def test_cuda_fingerprint_and_snapshot() -> None:
         assert set(snapshot) >= {"sm_clock_mhz", "mem_clock_mhz", "temperature_c"}
         assert isinstance(fp["gpu_state"], dict)
     assert fingerprint_id(fp) == fingerprint_id(device_fingerprint("cuda"))
+
+
+# ---------------------------------------------------------------- rounds and ratio intervals
+
+T_975_4 = 2.7764451051977987  # Student's t, 97.5% quantile, 4 degrees of freedom (tables)
+
+
+def test_ratio_interval_by_hand() -> None:
+    # Per-round log-ratios 0, 0.1, -0.1, 0.05, -0.05: mean 0, sample sd sqrt(0.025 / 4).
+    logs = [0.0, 0.1, -0.1, 0.05, -0.05]
+    base = [10.0] * 5
+    half = T_975_4 * math.sqrt(0.025 / 4) / math.sqrt(5)
+    on_limit = ratio_estimate([10.0 * math.exp(x) for x in logs], base, limit=1.0)
+    assert on_limit.interval == pytest.approx((math.exp(-half), math.exp(half)), rel=1e-12)
+    assert on_limit.value == pytest.approx(sum(math.exp(x) for x in logs) / 5, rel=1e-12)
+    assert on_limit.verdict == "inconclusive" and on_limit.rounds_to_decide is None  # centred on it
+    faster = ratio_estimate([8.0 * math.exp(x) for x in logs], base, limit=1.0)
+    assert faster.interval == pytest.approx((0.8 * math.exp(-half), 0.8 * math.exp(half)), rel=1e-12)
+    assert faster.verdict == "pass" and faster.as_dict()["interval"] == list(faster.interval)
+    slower = ratio_estimate([12.5 * math.exp(x) for x in logs], base, limit=1.0)
+    assert slower.verdict == "fail"
+
+
+def test_rounds_to_decide_an_inconclusive_ratio() -> None:
+    logs = [0.0, 0.1, -0.1, 0.05, -0.05]
+    close = ratio_estimate([9.5 * math.exp(x) for x in logs], [10.0] * 5, limit=1.0)
+    assert close.verdict == "inconclusive"
+    # The smallest n with t(0.975, n-1) * sd / sqrt(n) < |log 0.95|, with sd = sqrt(0.00625).
+    sd, distance = math.sqrt(0.00625), abs(math.log(0.95))
+    from scipy.stats import t as student_t
+
+    expected = next(n for n in range(2, 1000) if student_t.ppf(0.975, n - 1) * sd / math.sqrt(n) < distance)
+    assert close.rounds_to_decide == expected and expected > 5
+
+
+def test_one_round_has_no_interval_and_a_plain_verdict() -> None:
+    estimate = ratio_estimate([9.0], [10.0], limit=1.0)
+    assert estimate.interval is None and estimate.verdict == "pass" and estimate.value == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize(
+    ("sub", "base", "message"),
+    [([1.0, 2.0], [1.0], "differ in number"), ([0.0, 1.0], [1.0, 1.0], "positive"), ([], [], "positive")],
+)
+def test_ratio_estimate_refuses_bad_rounds(sub: list[float], base: list[float], message: str) -> None:
+    with pytest.raises(HarnessError, match=message):
+        ratio_estimate(sub, base, limit=1.0)
+
+
+def test_round_orders_are_seeded_permutations_and_rotate_by_image() -> None:
+    names = ["a", "b", "c", "d"]
+    orders = round_orders(names, 8, seed=7)
+    assert orders == round_orders(names, 8, seed=7)
+    assert orders != round_orders(names, 8, seed=8)
+    assert all(sorted(order) == names for order in orders)
+    firsts = [order[0] for order in orders]
+    assert all(firsts.count(name) == 2 for name in names)  # each first equally often
+    assert turn_order(["a", "b", "c"], 0) == ["a", "b", "c"]
+    assert turn_order(["a", "b", "c"], 4) == ["b", "c", "a"]
+    with pytest.raises(HarnessError, match="rounds"):
+        round_orders(names, 0, seed=1)

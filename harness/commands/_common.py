@@ -15,7 +15,7 @@ from harness.atomic import write_json_atomic
 from harness.constraints import apply_constraints
 from harness.data import open_dataset
 from harness.errors import HarnessError
-from harness.protocols import load_protocol
+from harness.protocols import Protocol, load_protocol
 from harness.runner import RunConfig, TimingSettings, evaluate_run, resolve_device
 from harness.submissions import resolve_many, resolve_submission
 
@@ -67,7 +67,26 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", type=Path, default=None, help="weights file for a single submission")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per image, median kept")
     parser.add_argument(
-        "--warmup-seconds", type=float, default=None, help="warm-up time before the first timed image"
+        "--warmup-seconds", type=float, default=None, help="warm-up time of each submission before each round"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="interleaved timing rounds (default: the protocol's, 5)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time limit of one submission's worker (default: the protocol's, 3600)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the round order (default: random, recorded)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads of each worker (default: torch's, one per core)",
     )
     parser.add_argument(
         "--cache-dir",
@@ -81,20 +100,44 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     add_zoo_option(parser)
 
 
-def run_evaluation(args: argparse.Namespace, *, save_images_dir: Path | None = None) -> dict[str, Any]:
+def _chosen(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _timing_settings(args: argparse.Namespace, protocol: Protocol) -> TimingSettings:
+    """The protocol's timing, with what the command line may change; impossible values are refused."""
+    timing = protocol.timing
+    checks = (
+        ("--rounds", args.rounds, lambda v: v >= 1, "at least 1"),
+        ("--timeout", args.timeout, lambda v: v > 0, "positive"),
+        ("--repeats", args.repeats, lambda v: v >= 1, "at least 1"),
+        ("--warmup-seconds", args.warmup_seconds, lambda v: v >= 0, "zero or more"),
+        ("--threads", args.threads, lambda v: v >= 1, "at least 1"),
+    )
+    for flag, value, valid, expected in checks:
+        if value is not None and not valid(value):
+            raise HarnessError(f"{flag}: must be {expected}, got {value}")
+    return TimingSettings(
+        warmup_seconds=_chosen(args.warmup_seconds, timing.warmup_seconds),
+        warmup_min_passes=timing.warmup_min_passes,
+        warmup_max_passes=timing.warmup_max_passes,
+        repeats=_chosen(args.repeats, timing.repeats),
+        cudnn_benchmark=timing.cudnn_benchmark,
+        rounds=_chosen(args.rounds, timing.rounds),
+        timeout_seconds=_chosen(args.timeout, timing.timeout_seconds),
+    )
+
+
+def run_evaluation(
+    args: argparse.Namespace, *, save_images_dir: Path | None = None, log_dir: Path | None = None
+) -> dict[str, Any]:
     """Resolve everything the arguments name, run, and return the run document with constraints."""
     protocol = load_protocol(args.protocol)
     submissions = resolve_many(args.submissions, zoo=args.zoo)
     if args.weights is not None and len(submissions) != 1:
         raise HarnessError(f"--weights: applies to exactly one submission, got {len(submissions)}")
     device = resolve_device(args.device)
-    timing = TimingSettings(
-        warmup_seconds=protocol.timing.warmup_seconds if args.warmup_seconds is None else args.warmup_seconds,
-        warmup_min_passes=protocol.timing.warmup_min_passes,
-        warmup_max_passes=protocol.timing.warmup_max_passes,
-        repeats=protocol.timing.repeats if args.repeats is None else args.repeats,
-        cudnn_benchmark=protocol.timing.cudnn_benchmark,
-    )
+    timing = _timing_settings(args, protocol)
     dataset = open_dataset(
         args.data, split=args.split, scale=protocol.scale, allow_partial=args.allow_partial
     )
@@ -112,6 +155,9 @@ def run_evaluation(args: argparse.Namespace, *, save_images_dir: Path | None = N
         weights_cache_dir=args.weights_cache,
         trust_weights=args.trust_weights,
         quiet=args.quiet,
+        threads=args.threads,
+        seed=args.seed,
+        log_dir=log_dir,
     )
     baseline = resolve_submission(protocol.baseline)
     run = evaluate_run(submissions, dataset, config, baseline=baseline)

@@ -8,7 +8,10 @@ from harness.commands._common import add_run_options, run_evaluation
 from harness.report import constraint_report
 
 NAME = "check"
-HELP = "check a submission against the protocol's constraints (exit 0 when all pass, 1 otherwise)"
+HELP = (
+    "check a submission against the protocol's constraints "
+    "(exit 0 when all pass, 1 when one fails, 3 when a runtime verdict is inconclusive)"
+)
 EXAMPLE = "esr check clb_imdn --data samples --device cpu"
 
 
@@ -24,4 +27,6 @@ def run(args: argparse.Namespace) -> int:
     print(constraint_report(record))
     if record["status"] != "ok":
         print(f"{record['submission']} failed: {record['error']}")
+    if record.get("valid") is None and record["status"] == "ok":
+        return 3  # inconclusive: no constraint failed, but a runtime interval straddles its limit
     return 0 if record.get("valid") else 1

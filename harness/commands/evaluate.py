@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     out_dir = args.out or default_run_dir()
     images = out_dir / "images" if args.save_images else None
-    document = run_evaluation(args, save_images_dir=images)
+    document = run_evaluation(args, save_images_dir=images, log_dir=out_dir / "logs")
     results_path = write_run(document, out_dir, args.json)
     print(run_summary(document))
     print(f"results: {results_path}")

@@ -53,6 +53,11 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.items)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The image names, in order (without decoding anything)."""
+        return tuple(item.name for item in self.items)
+
     def __iter__(self) -> Iterator[Sample]:
         return prefetch(self.items, self.load, workers=self.workers, depth=self.depth)
 

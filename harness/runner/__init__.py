@@ -1,41 +1,74 @@
 """The runner: evaluates submissions on a dataset and returns one run document (results + identities).
 
-Data flows one way: dataset -> submission -> runner -> records. The runner knows nothing about
+Data flows one way: dataset -> submission -> worker -> records. The runner knows nothing about
 constraints or leaderboards; the command layer applies those to the run document it returns.
-Runtimes in one run document are always measured in one session (one command), because their
-ratios are what the constraints and rankings compare: a result cached by an earlier command is
-reused only when every result of the run comes from that same session; otherwise it is timed again.
-A submission that fails (import error, bad weights, exception mid-dataset, NaN output, wrong size,
-out of memory) becomes a record with ``status: failed`` and its reason; the others carry on.
+
+How a run goes (the coordinator, this module):
+
+1. Each submission's identity is fixed first: its weights are found and verified here, and the
+   cache key covers the manifest, the model source, the weights, the data, the protocol, the timing
+   settings, the device and the harness version. Complete cached results are reused when every
+   result of the run comes from one timing session; otherwise the cached ones are timed again.
+2. The dataset is decoded once and shared with the workers (:mod:`harness.runner.shared_data`).
+3. Every submission that needs work gets a worker process of its own (:mod:`harness.runner.worker`).
+4. **Accuracy pass**, one worker after another: each image forwarded once, untimed, and scored;
+   progress is checkpointed after every image, so an interrupted run resumes.
+5. **Performance pass**: R interleaved rounds (:mod:`harness.timing.rounds`). In each round every
+   submission and the baseline warm up, then take turns image by image, so that the runtimes of one
+   run, and the ratios between them, are measured side by side.
+
+A submission that fails (import error, bad weights, exception, NaN output, wrong size, out of
+memory, a crashed or hung worker) becomes a record with ``status: failed`` and its reason; the
+others carry on and are still ranked.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import traceback
+import random
+import statistics
+import tempfile
+import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
 
-from harness import __version__
 from harness.errors import HarnessError
 from harness.provenance import harness_identity
+from harness.runner import messages as msg
 from harness.runner.cache import ResultCache, cache_key
-from harness.runner.core import SubmissionEvaluator, SubmissionFailure, TimingSettings
-from harness.submissions import Submission, load_model
-from harness.timing import device_fingerprint, fingerprint_id, nvml_snapshot, set_cudnn_benchmark
+from harness.runner.process import WorkerLost, WorkerProcess
+from harness.runner.shared_data import SharedSplit, share_dataset
+from harness.runner.worker import METRIC_KEYS
+from harness.submissions import ResolvedWeights, Submission, model_source_digest, resolve_weights
+from harness.timing import RuntimeStats, device_fingerprint, fingerprint_id, nvml_snapshot
+from harness.timing.rounds import round_orders, turn_order
 
 if TYPE_CHECKING:
     from harness.data import Dataset
 
 
 __all__ = ["RunConfig", "TimingSettings", "evaluate_run", "resolve_device"]
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    """How latencies are taken; the protocol fixes the defaults, the command line may change some."""
+
+    warmup_seconds: float = 1.0
+    warmup_min_passes: int = 1
+    warmup_max_passes: int = 50
+    repeats: int = 1
+    cudnn_benchmark: bool = False
+    rounds: int = 5
+    timeout_seconds: float = 3600.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -50,11 +83,14 @@ class RunConfig:
     cache_dir: Path = Path("results/runs/cache")
     force: bool = False
     save_images_dir: Path | None = None
+    log_dir: Path | None = None
     weights: Path | None = None
     model_zoo: Path | None = None
     weights_cache_dir: Path | None = None
     trust_weights: bool = False
     quiet: bool = False
+    threads: int | None = None
+    seed: int | None = None
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -68,42 +104,42 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def _manifest_digest(submission: Submission) -> str:
-    """A hash of the submission's definition, so an edited manifest never reuses a stale result."""
-    canonical = json.dumps(submission.to_dict(), sort_keys=True)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+@dataclass
+class _Entry:
+    """One submission of the run and what is known about it so far."""
+
+    submission: Submission
+    role: str
+    weights_argument: Path | None
+    weights: ResolvedWeights | None = None
+    key: str | None = None
+    complete: dict[str, Any] | None = None  # a complete cached record
+    state: dict[str, Any] = field(default_factory=dict)  # accuracy pass: per image, first call, memory
+    worker: WorkerProcess | None = None
+    loaded: msg.Loaded | None = None
+    latencies: list[list[float]] = field(default_factory=list)  # per round, per image
+    warmup_passes: list[int] = field(default_factory=list)
+    failure: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.submission.name
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
 
 
-def _identity(submission: Submission, weights_sha256: str | None) -> dict[str, Any]:
+def _empty_state() -> dict[str, Any]:
+    return {"per_image": [], "first_call_ms": None, "max_memory_mb": None, "complexity": None}
+
+
+def _failed_record(entry: _Entry) -> dict[str, Any]:
     return {
-        "submission": submission.name,
-        "team": submission.team,
-        "weights_sha256": weights_sha256,
-        "official_model_id": getattr(submission, "official_model_id", None),
-    }
-
-
-def _failure_reason(error: BaseException) -> str:
-    if isinstance(error, torch.cuda.OutOfMemoryError):
-        return f"out of memory: {str(error).splitlines()[0]}"
-    if isinstance(error, HarnessError | SubmissionFailure):
-        return str(error)
-    frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
-    where = f" (at {Path(frame.filename).name}:{frame.lineno})" if frame else ""
-    return f"{type(error).__name__}: {error}{where}"
-
-
-def _failed_record(
-    submission: Submission, weights_sha256: str | None, error: BaseException
-) -> dict[str, Any]:
-    return {
-        **_identity(submission, weights_sha256),
+        **_identity(entry),
         "status": "failed",
-        "error": _failure_reason(error),
-        "psnr_rgb": None,
-        "psnr_y": None,
-        "ssim_rgb": None,
-        "ssim_y": None,
+        "error": entry.failure,
+        **dict.fromkeys(METRIC_KEYS),
         "runtime_ms": None,
         "max_memory_mb": None,
         "params": None,
@@ -112,93 +148,317 @@ def _failed_record(
         "num_conv": None,
         "num_images": 0,
         "per_image": [],
+        "cached": False,
     }
 
 
-class Run:
-    """One evaluation run: a dataset, a device and the submissions evaluated on them."""
+def _identity(entry: _Entry) -> dict[str, Any]:
+    return {
+        "submission": entry.name,
+        "team": entry.submission.team,
+        "role": entry.role,
+        "weights_sha256": entry.weights.sha256 if entry.weights else None,
+        "official_model_id": entry.submission.official_model_id,
+    }
 
-    def __init__(self, dataset: Dataset, config: RunConfig) -> None:
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    """Mean over images, None when a split has no HR; inf stays inf (identical images)."""
+    present = [value for value in values if value is not None]
+    return float(sum(present) / len(present)) if present else None
+
+
+class _Coordinator:
+    """One run: identities, shared data, workers, the two passes, and the records."""
+
+    def __init__(self, dataset: Dataset, config: RunConfig, entries: list[_Entry]) -> None:
         self.dataset = dataset
         self.config = config
+        self.entries = entries
         self.cache = ResultCache(config.cache_dir)
         self.fingerprint = device_fingerprint(config.device)
-        self.dataset_description = dataset.describe()
-        # Recorded in every result measured by this command; results sharing it were timed together.
+        self.description = dataset.describe()
         self.session = uuid.uuid4().hex
+        self.seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
+        self.round_log: list[dict[str, Any]] = []
+        self.split: SharedSplit | None = None
+        self.logs = config.log_dir
 
-    def _cache_identity(self, submission: Submission, weights_sha256: str | None) -> dict[str, Any]:
+    # -- identities and the cache ---------------------------------------------------------------
+
+    def _cache_identity(self, entry: _Entry) -> dict[str, Any]:
         return {
-            "submission": submission.name,
-            "manifest": _manifest_digest(submission),
-            "weights_sha256": weights_sha256,
-            "dataset_sha256": self.dataset_description["content_sha256"],
-            "split": self.dataset_description["split"],
-            "scale": self.dataset_description["scale"],
+            "submission": entry.name,
+            "manifest": entry.submission.to_dict(),
+            "model_source": model_source_digest(entry.submission),
+            "weights_sha256": entry.weights.sha256 if entry.weights else None,
+            "dataset_sha256": self.description["content_sha256"],
+            "split": self.description["split"],
+            "scale": self.description["scale"],
             "protocol": self.config.protocol_name,
             "protocol_version": self.config.protocol_version,
             "device": fingerprint_id(self.fingerprint),
-            "timing": self.config.timing.as_dict(),
-            "harness_version": __version__,
+            "timing": {
+                key: value for key, value in self.config.timing.as_dict().items() if key != "timeout_seconds"
+            },
+            "threads": self.config.threads,
+            "harness": harness_identity(),
         }
 
-    def evaluate(
-        self, submission: Submission, *, weights: Path | None, reuse_cached: bool = True
-    ) -> dict[str, Any]:
-        """Evaluate one submission; never raises for a submission's own fault.
-
-        ``reuse_cached=False`` measures again even when a complete result is cached.
-        """
+    def identify(self) -> None:
+        """Verify each submission's weights and look up its cached results."""
         config = self.config
-        weights_sha256: str | None = None
-        try:
-            if submission.needs_cuda and config.device.type != "cuda":
-                raise HarnessError(
-                    f"{submission.name}: its code needs a CUDA GPU; evaluate it with --device cuda"
+        for entry in self.entries:
+            try:
+                if entry.submission.needs_cuda and config.device.type != "cuda":
+                    raise HarnessError(
+                        f"{entry.name}: its code needs a CUDA GPU; evaluate it with --device cuda"
+                    )
+                entry.weights = resolve_weights(
+                    entry.submission,
+                    explicit=entry.weights_argument,
+                    model_zoo=config.model_zoo,
+                    cache_dir=config.weights_cache_dir,
                 )
-            loaded = load_model(
-                submission,
-                weights=weights,
-                model_zoo=config.model_zoo,
-                cache_dir=config.weights_cache_dir,
+                entry.key = cache_key(self._cache_identity(entry))
+            except HarnessError as error:
+                entry.failure = str(error)
+                continue
+            if config.force:
+                self.cache.forget(entry.key)
+            entry.complete = self.cache.load_complete(entry.key)
+            if entry.complete is not None and self._images_missing(entry):
+                entry.complete = None  # images were asked for: the accuracy pass runs again
+            if entry.complete is None:
+                entry.state = self.cache.load_partial(entry.key) or _empty_state()
+
+    def _images_missing(self, entry: _Entry) -> bool:
+        folder = self.config.save_images_dir
+        if folder is None:
+            return False
+        return any(not (folder / entry.name / f"{name}.png").is_file() for name in self._image_names())
+
+    def _image_names(self) -> tuple[str, ...]:
+        return self.dataset.names
+
+    def all_cached_together(self) -> bool:
+        ok = [entry for entry in self.entries if entry.ok]
+        sessions = {entry.complete.get("timing_session") for entry in ok if entry.complete is not None}
+        return bool(ok) and all(entry.complete is not None for entry in ok) and len(sessions) == 1
+
+    # -- workers --------------------------------------------------------------------------------
+
+    def _fail(self, entry: _Entry, reason: str) -> None:
+        entry.failure = reason
+        if entry.worker is not None:
+            entry.worker.kill()
+
+    def _ask(
+        self, entry: _Entry, request: msg.Request, doing: str, on_progress: Any = None
+    ) -> msg.Reply | None:
+        """Send a request to an entry's worker; a failure marks the entry failed and returns None."""
+        assert entry.worker is not None
+        try:
+            reply = entry.worker.request(request, on_progress=on_progress, doing=doing)
+        except WorkerLost as lost:
+            self._fail(entry, str(lost))
+            return None
+        if isinstance(reply, msg.Failed):
+            self._fail(entry, reply.reason)
+            return None
+        return reply
+
+    def start_workers(self) -> None:
+        assert self.split is not None
+        config = self.config
+        settings = msg.TorchSettings(cudnn_benchmark=config.timing.cudnn_benchmark, threads=config.threads)
+        live = [entry for entry in self.entries if entry.ok]
+        assert self.logs is not None
+        for entry in live:  # started together: their start-up overlaps
+            log = self.logs / f"{entry.name.replace(':', '_')}.log"
+            entry.worker = WorkerProcess(entry.name, log, config.timing.timeout_seconds)
+        for entry in live:
+            request = msg.Load(
+                submission=entry.submission,
+                weights=entry.weights,
                 trust_weights=config.trust_weights,
                 device=str(config.device),
+                settings=settings,
+                split=self.split,
+                border=config.border,
+                save_images_dir=config.save_images_dir / entry.name if config.save_images_dir else None,
             )
-            weights_sha256 = loaded.weights_sha256
-            key = cache_key(self._cache_identity(submission, weights_sha256))
-            if config.force or not reuse_cached:
-                self.cache.forget(key)
-            cached = self.cache.load_complete(key)
-            if cached is not None:
-                return {**cached, "cached": True}
-            images_dir = config.save_images_dir / submission.name if config.save_images_dir else None
+            reply = self._ask(entry, request, "loading")
+            if isinstance(reply, msg.Loaded):
+                entry.loaded = reply
+
+    def close_workers(self) -> None:
+        for entry in self.entries:
+            if entry.worker is not None:
+                entry.worker.close()
+                entry.worker = None
+
+    # -- accuracy pass --------------------------------------------------------------------------
+
+    def accuracy_pass(self, entry: _Entry) -> None:
+        """Forward and score every image not yet done; checkpoint after each one."""
+        assert self.split is not None and entry.key is not None
+        state = entry.state
+        done = {record["name"] for record in state["per_image"]}
+        todo = tuple(index for index, image in enumerate(self.split.images) if image.name not in done)
+        if todo:
             with tqdm(
-                total=len(self.dataset),
-                desc=f"{submission.name} on {self.dataset_description['name']}",
+                total=len(self.split),
+                initial=len(done),
+                desc=f"{entry.name}: accuracy",
                 unit="img",
-                disable=config.quiet,
+                disable=self.config.quiet,
                 leave=False,
             ) as bar:
-                evaluator = SubmissionEvaluator(
-                    loaded,
-                    self.dataset,
-                    device=config.device,
-                    timing=config.timing,
-                    border=config.border,
-                    cache=self.cache,
-                    cache_key=key,
-                    save_images_dir=images_dir,
-                    progress=lambda _index, _name: bar.update(1),
-                )
-                measured = evaluator.run()
-            record = {**_identity(submission, weights_sha256), **measured, "timing_session": self.session}
-            self.cache.save_complete(key, record)
-            return {**record, "cached": False}
-        except Exception as error:  # noqa: BLE001 - one failing submission never stops the others
-            return _failed_record(submission, weights_sha256, error)
-        finally:
-            if config.device.type == "cuda":
-                torch.cuda.empty_cache()
+
+                def checkpoint(scored: msg.ImageScored) -> None:
+                    state["per_image"].append(scored.record)
+                    self.cache.save_partial(entry.key, state)  # type: ignore[arg-type]
+                    bar.update(1)
+
+                request = msg.Accuracy(indices=todo, time_first_call=not done)
+                reply = self._ask(entry, request, f"the accuracy pass ({entry.name})", on_progress=checkpoint)
+                if not isinstance(reply, msg.AccuracyDone):
+                    return
+                if reply.first_call_ms is not None:
+                    state["first_call_ms"] = reply.first_call_ms
+                if reply.max_memory_mb is not None:
+                    state["max_memory_mb"] = max(reply.max_memory_mb, state["max_memory_mb"] or 0.0)
+                state["resumed"] = bool(done) or bool(state.get("resumed"))
+        order = {image.name: index for index, image in enumerate(self.split.images)}
+        state["per_image"].sort(key=lambda record: order[record["name"]])
+        if state["complexity"] is None:
+            reply = self._ask(entry, msg.CountComplexity(), "the complexity count")
+            if not isinstance(reply, msg.ComplexityCounted):
+                return
+            state["complexity"] = reply.counts
+        self.cache.save_partial(entry.key, state)
+
+    # -- performance pass -----------------------------------------------------------------------
+
+    def performance_pass(self) -> None:
+        """Interleaved rounds: each round, everyone warms up, then takes turns image by image."""
+        assert self.split is not None
+        timing = self.config.timing
+        live = [entry for entry in self.entries if entry.ok]
+        for entry in live:
+            self._ask(entry, msg.PrepareTiming(), "moving the inputs to the device")
+        names = [entry.name for entry in live if entry.ok]
+        by_name = {entry.name: entry for entry in live}
+        images = len(self.split)
+        orders = round_orders(names, timing.rounds, self.seed)
+        with tqdm(
+            total=timing.rounds * images,
+            desc=f"timing {timing.rounds} rounds of {len(names)}",
+            unit="img",
+            disable=self.config.quiet,
+            leave=False,
+        ) as bar:
+            for round_index, order in enumerate(orders):
+                for name in order:
+                    entry = by_name[name]
+                    if entry.ok:
+                        warmup = msg.WarmUp(
+                            timing.warmup_seconds, timing.warmup_min_passes, timing.warmup_max_passes
+                        )
+                        reply = self._ask(entry, warmup, f"the warm-up of timing round {round_index + 1}")
+                        if isinstance(reply, msg.WarmedUp):
+                            entry.warmup_passes.append(reply.passes)
+                            entry.latencies.append([])
+                timed_ms = 0.0
+                started = time.perf_counter()
+                for index in range(images):
+                    for name in turn_order(order, index):
+                        entry = by_name[name]
+                        if not entry.ok:
+                            continue
+                        doing = f"timing round {round_index + 1} at image {index + 1}/{images}"
+                        reply = self._ask(entry, msg.TimeImage(index, timing.repeats), doing)
+                        if isinstance(reply, msg.Timed):
+                            entry.latencies[-1].append(reply.milliseconds)
+                            timed_ms += reply.milliseconds
+                    bar.update(1)
+                wall_ms = (time.perf_counter() - started) * 1000.0
+                self.round_log.append({"order": order, "wall_ms": wall_ms, "timed_ms": timed_ms})
+
+    # -- records --------------------------------------------------------------------------------
+
+    def record(self, entry: _Entry) -> dict[str, Any]:
+        if not entry.ok:
+            return _failed_record(entry)
+        if entry.complete is not None and not entry.latencies:
+            return {**entry.complete, "role": entry.role, "cached": True}
+        source = entry.complete or entry.state
+        per_image = [dict(record) for record in source["per_image"]]
+        for image_index, record in enumerate(per_image):
+            record["runtime_ms_rounds"] = [latencies[image_index] for latencies in entry.latencies]
+            record["runtime_ms"] = statistics.fmean(record["runtime_ms_rounds"])
+        every = [latency for latencies in entry.latencies for latency in latencies]
+        runtime: dict[str, Any] = RuntimeStats.from_latencies(every).as_dict()
+        round_means = [statistics.fmean(latencies) for latencies in entry.latencies]
+        runtime["rounds"] = round_means
+        runtime["cv"] = statistics.pstdev(round_means) / statistics.fmean(round_means)
+        first_call = (
+            source.get("first_call_ms") if entry.complete is None else source["runtime_ms"]["first_call_ms"]
+        )
+        resumed = bool(source.get("resumed"))
+        runtime["first_call_ms"] = first_call
+        runtime["mean_without_warmup"] = (
+            (first_call + sum(entry.latencies[0][1:])) / len(per_image)
+            if first_call is not None and not resumed
+            else None
+        )
+        complexity = (
+            source["complexity"]
+            if entry.complete is None
+            else {key: source[key] for key in ("params", "flops", "activations", "num_conv")}
+        )
+        record = {
+            **_identity(entry),
+            "status": "ok",
+            "error": None,
+            **{key: _mean_or_none([image[key] for image in per_image]) for key in METRIC_KEYS},
+            "runtime_ms": runtime,
+            "max_memory_mb": source["max_memory_mb"],
+            **complexity,
+            "num_images": len(per_image),
+            "warmup_passes": entry.warmup_passes,
+            "torch_settings_changed": entry.loaded.changed_by_submission if entry.loaded else {},
+            "timing_session": self.session,
+            "resumed": resumed,
+            "per_image": per_image,
+        }
+        assert entry.key is not None
+        self.cache.save_complete(entry.key, record)
+        return {**record, "cached": False}
+
+    # -- the whole run --------------------------------------------------------------------------
+
+    def run(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """The records in order, and the names of cached results that were timed again."""
+        self.identify()
+        if self.all_cached_together() or not any(entry.ok for entry in self.entries):
+            return [self.record(entry) for entry in self.entries], []
+        retimed = [entry.name for entry in self.entries if entry.ok and entry.complete is not None]
+        self.split = share_dataset(
+            self.dataset, self.description["content_sha256"], self.config.cache_dir / "decoded"
+        )
+        with tempfile.TemporaryDirectory(prefix="esr-workers-") as scratch:
+            self.logs = self.logs or Path(scratch)
+            try:
+                self.start_workers()
+                for entry in self.entries:
+                    if entry.ok and entry.complete is None:
+                        self.accuracy_pass(entry)
+                self.performance_pass()
+                return [self.record(entry) for entry in self.entries], retimed
+            finally:
+                self.close_workers()
 
 
 def evaluate_run(
@@ -214,40 +474,31 @@ def evaluate_run(
     submission): it is how a user evaluates their own checkpoint with a bundled architecture
     (``esr evaluate clb_imdn --weights mine.pth``). The baseline always uses its own weights.
     """
-    previous_benchmark = set_cudnn_benchmark(config.timing.cudnn_benchmark)
-    run = Run(dataset, config)
-    gpu_before = nvml_snapshot(config.device)
-    planned = [(submission, config.weights, "submission") for submission in submissions]
+    entries = [_Entry(submission, "submission", config.weights) for submission in submissions]
     if baseline is not None and baseline.name not in {sub.name for sub in submissions}:
-        planned.append((baseline, None, "baseline"))
-    try:
-        results = [
-            {**run.evaluate(submission, weights=weights), "role": role}
-            for submission, weights, role in planned
-        ]
-        retimed = []
-        if len({r["timing_session"] for r in results if r["status"] == "ok"}) > 1:
-            for index, (submission, weights, role) in enumerate(planned):
-                if results[index].get("cached"):
-                    record = run.evaluate(submission, weights=weights, reuse_cached=False)
-                    results[index] = {**record, "role": role}
-                    retimed.append(submission.name)
-    finally:
-        set_cudnn_benchmark(previous_benchmark)
+        entries.append(_Entry(baseline, "baseline", None))
+    coordinator = _Coordinator(dataset, config, entries)
+    gpu_before = nvml_snapshot(config.device)
+    results, retimed = coordinator.run()
     return {
         "harness": harness_identity(),
         "protocol": config.protocol_name,
         "protocol_version": config.protocol_version,
-        "device": {**run.fingerprint, "fingerprint_id": fingerprint_id(run.fingerprint)},
+        "device": {**coordinator.fingerprint, "fingerprint_id": fingerprint_id(coordinator.fingerprint)},
         "device_state": {"before": gpu_before, "after": nvml_snapshot(config.device)},
-        "dataset": run.dataset_description,
+        "dataset": coordinator.description,
         "timing": {
             **config.timing.as_dict(),
-            "threads": torch.get_num_threads(),
+            "threads": config.threads if config.threads is not None else torch.get_num_threads(),
             "device": str(config.device),
+            "seed": coordinator.seed,
+            "round_log": coordinator.round_log,
+            "torch_settings": next(
+                (entry.loaded.torch_settings for entry in entries if entry.loaded is not None), None
+            ),
         },
         "baseline": baseline.name if baseline is not None else None,
-        "timing_session": run.session,
+        "timing_session": coordinator.session,
         "retimed": retimed,
         "results": results,
     }

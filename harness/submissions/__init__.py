@@ -6,9 +6,16 @@ Entry points: ``resolve_submission`` / ``resolve_many`` (names and paths -> ``Su
 """
 
 from harness.submissions.building import build_model
-from harness.submissions.loading import LoadedModel, load_model, mismatch_report, read_checkpoint
+from harness.submissions.loading import (
+    LoadedModel,
+    load_model,
+    load_resolved,
+    mismatch_report,
+    read_checkpoint,
+)
 from harness.submissions.manifest import ModelSpec, Submission, WeightsSpec, parse_manifest
 from harness.submissions.registry import BUNDLED_DIR, list_bundled, resolve_many, resolve_submission
+from harness.submissions.source import model_source_digest
 from harness.submissions.weights import ResolvedWeights, default_cache_dir, resolve_weights, sha256_file
 
 __all__ = [
@@ -22,7 +29,9 @@ __all__ = [
     "default_cache_dir",
     "list_bundled",
     "load_model",
+    "load_resolved",
     "mismatch_report",
+    "model_source_digest",
     "parse_manifest",
     "read_checkpoint",
     "resolve_many",

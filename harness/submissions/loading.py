@@ -22,7 +22,7 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.submissions.building import build_model, summarise_exception
 from harness.submissions.manifest import Submission
-from harness.submissions.weights import WeightsSource, resolve_weights
+from harness.submissions.weights import ResolvedWeights, WeightsSource, resolve_weights
 
 _SHOW = 5  # keys shown per kind of mismatch
 
@@ -53,6 +53,23 @@ def load_model(
     resolved = resolve_weights(
         submission, explicit=weights, model_zoo=model_zoo, cache_dir=cache_dir, allow_download=allow_download
     )
+    return load_resolved(submission, resolved, trust_weights=trust_weights, device=device, model=model)
+
+
+def load_resolved(
+    submission: Submission,
+    resolved: ResolvedWeights | None,
+    *,
+    trust_weights: bool = False,
+    device: str | torch.device = "cpu",
+    model: nn.Module | None = None,
+) -> LoadedModel:
+    """Build the model (unless given) and load weights already found and verified by ``resolve_weights``.
+
+    The evaluation workers use this: the coordinator resolves and verifies each submission's weights
+    once, and the worker process only reads the file it is told.
+    """
+    model = build_model(submission) if model is None else model
     if resolved is not None:
         checkpoint = read_checkpoint(resolved.path, trust_weights=trust_weights)
         state_dict = select_state_dict(submission, checkpoint, resolved.path)

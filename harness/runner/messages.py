@@ -1,0 +1,152 @@
+"""The coordinator/worker protocol: a few typed requests, each answered by one reply.
+
+A worker evaluates one submission. The coordinator sends it a :class:`Load`, then the work of the
+accuracy pass, the complexity count and the performance pass, one request at a time; the worker
+answers each with its reply, or with :class:`Failed` when the submission misbehaved. The accuracy
+pass streams one :class:`ImageScored` per image before its :class:`AccuracyDone`, so the
+coordinator can checkpoint after every image. Messages are plain, picklable dataclasses: the same
+requests travel over a pipe to a local process or as method calls to a remote actor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.runner.shared_data import SharedSplit
+from harness.submissions import ResolvedWeights, Submission
+
+
+@dataclass(frozen=True)
+class TorchSettings:
+    """The torch global settings a worker runs its submission under (the protocol decides them).
+
+    ``threads`` None keeps torch's default (one per core). The other defaults are torch's own,
+    stated explicitly so that the run document records them.
+    """
+
+    cudnn_benchmark: bool
+    threads: int | None = None
+    cudnn_deterministic: bool = False
+    cuda_matmul_allow_tf32: bool = False
+    cudnn_allow_tf32: bool = True
+    float32_matmul_precision: str = "highest"
+
+
+# ---------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class Load:
+    """Build the submission, load its verified weights onto ``device`` and map the shared data."""
+
+    submission: Submission
+    weights: ResolvedWeights | None
+    trust_weights: bool
+    device: str
+    settings: TorchSettings
+    split: SharedSplit
+    border: int
+    save_images_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Forward each of ``indices`` once, untimed, and score it; time the very first call cold."""
+
+    indices: tuple[int, ...]
+    time_first_call: bool
+
+
+@dataclass(frozen=True)
+class CountComplexity:
+    """Params, FLOPs, activations and #conv at the protocol's input size."""
+
+
+@dataclass(frozen=True)
+class PrepareTiming:
+    """Put every LR input on the device, ready for the performance pass."""
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """Forward passes on the first image until ``seconds`` have passed (within the pass bounds)."""
+
+    seconds: float
+    min_passes: int
+    max_passes: int
+
+
+@dataclass(frozen=True)
+class TimeImage:
+    """Time the forward pass of image ``index`` ``repeats`` times on a fresh copy of its input."""
+
+    index: int
+    repeats: int
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Exit the worker."""
+
+
+Request = Load | Accuracy | CountComplexity | PrepareTiming | WarmUp | TimeImage | Shutdown
+
+
+# ---------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The model is ready; the settings it runs under, and any the submission's code changed."""
+
+    torch_settings: dict[str, Any]
+    changed_by_submission: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageScored:
+    """One image of the accuracy pass: its name and metrics (None without HR)."""
+
+    index: int
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AccuracyDone:
+    """The accuracy pass is over: the cold first call (when timed) and peak device memory (MiB)."""
+
+    first_call_ms: float | None
+    max_memory_mb: float | None
+
+
+@dataclass(frozen=True)
+class ComplexityCounted:
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class TimingReady:
+    """Every input is on the device."""
+
+
+@dataclass(frozen=True)
+class WarmedUp:
+    passes: int
+
+
+@dataclass(frozen=True)
+class Timed:
+    index: int
+    milliseconds: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The submission failed; ``reason`` is one line naming what went wrong."""
+
+    reason: str
+
+
+Reply = Loaded | ImageScored | AccuracyDone | ComplexityCounted | TimingReady | WarmedUp | Timed | Failed

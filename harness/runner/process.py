@@ -1,0 +1,118 @@
+"""A worker in a local process of its own, behind a pipe, with a time budget and a clear death report.
+
+Processes are started from a fork server that has imported only torch and the worker module (on
+Linux; elsewhere each is spawned): each worker is a clean process whose imports, torch settings and
+CUDA context are its own, and starting one takes a fork rather than a fresh interpreter. When a
+worker dies (a signal, ``sys.exit``, ``os._exit``, the out-of-memory killer) or overruns its
+budget, the request fails with :class:`WorkerLost`, whose message names the signal or exit code
+and quotes the last line the process wrote to its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import signal
+import time
+from functools import lru_cache
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+from harness.runner import messages as msg
+from harness.runner.worker import log_tail, serve
+
+_SHUTDOWN_GRACE_S = 10.0
+
+
+class WorkerLost(Exception):
+    """The worker process died or ran out of time; the message is the failure reason."""
+
+
+@lru_cache(maxsize=1)
+def _context() -> Any:
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["torch", "harness.runner.worker"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
+class WorkerProcess:
+    """One submission's worker process; requests may take at most ``budget_s`` seconds in all."""
+
+    def __init__(self, name: str, log_path: Path, budget_s: float) -> None:
+        self.name = name
+        self.log_path = log_path
+        self.budget_s = budget_s
+        self.remaining_s = budget_s
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        context = _context()
+        self._connection, child = context.Pipe()
+        self._process = context.Process(
+            target=serve, args=(child, str(log_path)), name=f"esr-worker:{name}", daemon=False
+        )
+        self._process.start()
+        child.close()
+
+    def _lost(self, what: str, doing: str) -> WorkerLost:
+        tail = log_tail(self.log_path)
+        return WorkerLost(f"worker {what} during {doing}" + (f"; its last output: {tail}" if tail else ""))
+
+    def request(self, request: msg.Request, on_progress: Any = None, doing: str = "") -> msg.Reply:
+        """Send ``request`` and return its final reply; streamed ``ImageScored`` go to ``on_progress``.
+
+        Raises :class:`WorkerLost` when the process dies or the budget runs out (the process is
+        then killed); a :class:`~harness.runner.messages.Failed` reply is returned like any other.
+        """
+        doing = doing or type(request).__name__
+        try:
+            self._connection.send(request)
+        except (BrokenPipeError, OSError):
+            self._process.join(1.0)
+            raise self._lost(_describe_exit(self._process.exitcode), doing) from None
+        while True:
+            started = time.monotonic()
+            ready = wait([self._connection, self._process.sentinel], timeout=max(self.remaining_s, 0.0))
+            self.remaining_s -= time.monotonic() - started
+            if self._connection in ready:
+                try:
+                    reply = self._connection.recv()
+                except (EOFError, OSError):
+                    self._process.join(1.0)
+                    raise self._lost(_describe_exit(self._process.exitcode), doing) from None
+                if isinstance(reply, msg.ImageScored) and on_progress is not None:
+                    on_progress(reply)
+                    continue
+                return reply
+            if ready:  # only the sentinel: the process ended without a word
+                self._process.join(1.0)
+                raise self._lost(_describe_exit(self._process.exitcode), doing)
+            self.kill()
+            raise self._lost(f"timed out (no result within the {self.budget_s:g} s limit)", doing)
+
+    def kill(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(5.0)
+
+    def close(self) -> None:
+        """Ask the worker to exit; kill it if it does not within a grace period."""
+        if self._process.is_alive():
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self._connection.send(msg.Shutdown())
+            self._process.join(_SHUTDOWN_GRACE_S)
+        self.kill()
+        self._connection.close()

@@ -1,0 +1,333 @@
+"""One submission's worker: everything that touches the submission's model, in a process of its own.
+
+A worker owns its imports, its torch global settings, its allocator and its CUDA context, so a
+submission cannot change what the next one sees or how it is timed, and a crash (a segfault, a
+``sys.exit``, a sticky CUDA error) takes down only its own worker. It answers the requests of
+:mod:`harness.runner.messages`:
+
+* **Accuracy pass.** Each image is forwarded once, untimed (the very first call is timed cold, as
+  the official script's first image is), on a fresh copy of its input. The output is checked for
+  shape, device and finiteness, made uint8 the official way and scored against the shared HR image
+  and its Y plane: on a GPU with torch on the device, right after the forward pass; on the CPU with
+  :mod:`harness.metrics.fidelity` on a background thread, overlapping the next forward pass. Peak
+  device memory is read right after each forward pass, before any scoring allocates.
+* **Performance pass.** Inputs are put on the device once; then the worker does nothing but
+  forward passes when told, each on a fresh copy of its input made outside the timed span: no
+  decoding, no metrics, no writes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.complexity import count_complexity
+from harness.data import write_png
+from harness.errors import HarnessError
+from harness.metrics import fidelity, fidelity_tensor, to_tensor, to_uint8, to_uint8_tensor
+from harness.runner import messages as msg
+from harness.runner.forward import forward
+from harness.submissions import LoadedModel, load_resolved
+from harness.submissions.building import summarise_exception
+from harness.timing import PeakMemory, Timer, make_timer, time_call, warm_up
+
+METRIC_KEYS = ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y")
+
+
+class SubmissionFailure(Exception):
+    """A submission misbehaved (bad output, NaN, wrong size); the worker answers ``Failed``."""
+
+
+def apply_torch_settings(settings: msg.TorchSettings) -> None:
+    """Put this process's torch global settings to what the protocol says."""
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    torch.backends.cudnn.benchmark = settings.cudnn_benchmark
+    torch.backends.cudnn.deterministic = settings.cudnn_deterministic
+    torch.backends.cuda.matmul.allow_tf32 = settings.cuda_matmul_allow_tf32
+    torch.backends.cudnn.allow_tf32 = settings.cudnn_allow_tf32
+    torch.set_float32_matmul_precision(settings.float32_matmul_precision)
+
+
+def torch_settings() -> dict[str, Any]:
+    """This process's torch global settings as they are now (recorded in the run document)."""
+    return {
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cuda_matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line for a submission's failure: out-of-memory and our own errors as they are, else the
+    exception type, message and where in the team's code it was raised."""
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return f"out of memory: {str(error).splitlines()[0]}"
+    if isinstance(error, HarnessError | SubmissionFailure):
+        return str(error)
+    return summarise_exception(error)
+
+
+def check_output(sr: object, lr: torch.Tensor, scale: int, name: str) -> torch.Tensor:
+    """The output must be a finite floating-point 1x3x(sH)x(sW) tensor on the input's device."""
+    if not isinstance(sr, torch.Tensor):
+        raise SubmissionFailure(f"{name}: output is a {type(sr).__name__}, not a torch.Tensor")
+    expected = (1, 3, lr.shape[-2] * scale, lr.shape[-1] * scale)
+    if tuple(sr.shape) != expected:
+        raise SubmissionFailure(f"{name}: output shape {tuple(sr.shape)}, expected {expected}")
+    if sr.device != lr.device:
+        raise SubmissionFailure(f"{name}: output is on {sr.device}, the input was on {lr.device}")
+    if not sr.is_floating_point():
+        raise SubmissionFailure(f"{name}: output dtype {sr.dtype} is not floating point")
+    if not bool(torch.isfinite(sr).all()):
+        raise SubmissionFailure(f"{name}: output contains NaN or Inf")
+    return sr
+
+
+class SubmissionWorker:
+    """The state of one worker: the loaded model, the shared data and the device inputs."""
+
+    def __init__(self) -> None:
+        self.loaded: LoadedModel | None = None
+        self.request: msg.Load | None = None
+        self.device = torch.device("cpu")
+        self.timer: Timer | None = None
+        self.inputs: list[torch.Tensor] = []
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def handle(self, request: msg.Request) -> Iterator[msg.Reply]:
+        """The replies to one request: one, or for the accuracy pass one per image and a last one."""
+        try:
+            if isinstance(request, msg.Load):
+                yield self.load(request)
+            elif isinstance(request, msg.Accuracy):
+                yield from self.accuracy(request)
+            elif isinstance(request, msg.CountComplexity):
+                yield msg.ComplexityCounted(count_complexity(self._model()).as_dict())
+            elif isinstance(request, msg.PrepareTiming):
+                yield self.prepare_timing()
+            elif isinstance(request, msg.WarmUp):
+                yield self.warm_up(request)
+            elif isinstance(request, msg.TimeImage):
+                yield self.time_image(request)
+            else:
+                raise HarnessError(f"worker: unexpected request {type(request).__name__}")
+        except Exception as error:  # noqa: BLE001 - the submission's fault is reported, not raised
+            yield msg.Failed(failure_reason(error))
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def load(self, request: msg.Load) -> msg.Loaded:
+        apply_torch_settings(request.settings)
+        wanted = torch_settings()
+        self.request = request
+        self.device = torch.device(request.device)
+        self.loaded = load_resolved(
+            request.submission, request.weights, trust_weights=request.trust_weights, device=self.device
+        )
+        found = torch_settings()
+        changed = {key: value for key, value in found.items() if value != wanted[key]}
+        apply_torch_settings(request.settings)  # the submission is timed under the protocol's settings
+        self.timer = make_timer(self.device)
+        return msg.Loaded(torch_settings=torch_settings(), changed_by_submission=changed)
+
+    def _model(self) -> torch.nn.Module:
+        if self.loaded is None:
+            raise HarnessError("worker: no model loaded")
+        return self.loaded.model
+
+    def _forward(self, lr: torch.Tensor) -> Callable[[], torch.Tensor]:
+        """The forward pass of the official script (tiled when the manifest says so), on ``lr``."""
+        model = self._model()
+        submission = self.request.submission  # type: ignore[union-attr]
+
+        def call() -> torch.Tensor:
+            with torch.inference_mode():
+                return forward(
+                    model,
+                    lr,
+                    scale=submission.scale,
+                    tile=submission.tile,
+                    tile_overlap=submission.tile_overlap,
+                )
+
+        return call
+
+    def _input(self, index: int) -> torch.Tensor:
+        """A fresh tensor of image ``index``'s LR input on the device, made the official way."""
+        request = self.request
+        assert request is not None
+        return to_tensor(np.array(request.split.lr(index)), request.submission.input_range).to(self.device)
+
+    # -- accuracy pass --------------------------------------------------------------------------
+
+    def accuracy(self, request: msg.Accuracy) -> Iterator[msg.Reply]:
+        """Score each image; when one fails, the images already done are still reported first."""
+        load = self.request
+        assert load is not None
+        first_call_ms: float | None = None
+        peak_mb: float | None = None
+        pending: list[tuple[int, Future[dict[str, Any]]]] = []
+        writes: list[Future[None]] = []
+        failure: Exception | None = None
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="esr-metrics") as scorer,
+            ThreadPoolExecutor(1, thread_name_prefix="esr-png") as writer,
+        ):
+            try:
+                for position, index in enumerate(request.indices):
+                    cold = position == 0 and request.time_first_call
+                    scores, sr_pixels, elapsed_ms, peak = self._one_image(index, cold, scorer)
+                    first_call_ms = elapsed_ms if cold else first_call_ms
+                    peak_mb = peak_mb if peak is None else max(peak, peak_mb or 0.0)
+                    pending.append((index, scores))
+                    if load.save_images_dir is not None:
+                        path = load.save_images_dir / f"{load.split.images[index].name}.png"
+                        writes.append(writer.submit(write_png, path, sr_pixels))
+                    # Keep at most one image's scoring running beside the next forward pass.
+                    while pending and (pending[0][1].done() or len(pending) > 1):
+                        yield self._scored(*pending.pop(0))
+            except Exception as error:  # noqa: BLE001 - reported after the images already done
+                failure = error
+            while pending:
+                yield self._scored(*pending.pop(0))
+            for write in writes:
+                write.result()
+        if failure is not None:
+            raise failure
+        yield msg.AccuracyDone(first_call_ms=first_call_ms, max_memory_mb=peak_mb)
+
+    def _one_image(
+        self, index: int, cold: bool, scorer: ThreadPoolExecutor
+    ) -> tuple[Future[dict[str, Any]], np.ndarray | None, float | None, float | None]:
+        """Forward image ``index`` once (timed when ``cold``) and start scoring it.
+
+        Returns the scores (a future), the uint8 SR pixels on the host when images are saved or
+        scored there, the cold call's milliseconds and the peak device memory of the forward pass.
+        """
+        load = self.request
+        assert load is not None and self.timer is not None
+        submission = load.submission
+        lr = self._input(index)
+        memory = PeakMemory(self.device)
+        memory.reset()
+        elapsed_ms = None
+        if cold:
+            sr, elapsed_ms = self.timer.time(self._forward(lr))
+        else:
+            sr = self._forward(lr)()
+        peak = memory.peak_mb()
+        check_output(sr, lr, submission.scale, load.split.images[index].name)
+        if self.device.type == "cuda":
+            sr_u8 = to_uint8_tensor(sr, submission.input_range)
+            del sr, lr  # scoring allocates on the device too; only the forward pass's peak counts
+            scores = _done(self._score_on_device(sr_u8, index))
+            sr_pixels = sr_u8.permute(1, 2, 0).cpu().numpy() if load.save_images_dir else None
+            return scores, sr_pixels, elapsed_ms, peak
+        sr_pixels = to_uint8(sr, submission.input_range)
+        return scorer.submit(self._score_on_host, sr_pixels, index), sr_pixels, elapsed_ms, peak
+
+    def _scored(self, index: int, scores: Future[dict[str, Any]]) -> msg.ImageScored:
+        record = {"name": self.request.split.images[index].name, **scores.result()}  # type: ignore[union-attr]
+        return msg.ImageScored(index=index, record=record)
+
+    def _score_on_host(self, sr: np.ndarray, index: int) -> dict[str, Any]:
+        split, border = self.request.split, self.request.border  # type: ignore[union-attr]
+        hr = split.hr(index)
+        if hr is None:
+            return dict.fromkeys(METRIC_KEYS)
+        return fidelity(sr, np.asarray(hr), border=border, hr_y=np.asarray(split.hr_y(index)))
+
+    def _score_on_device(self, sr: torch.Tensor, index: int) -> dict[str, Any]:
+        split, border = self.request.split, self.request.border  # type: ignore[union-attr]
+        hr = split.hr(index)
+        if hr is None:
+            return dict.fromkeys(METRIC_KEYS)
+        hr_chw = torch.from_numpy(np.array(hr).transpose(2, 0, 1)).to(self.device)
+        hr_y = torch.from_numpy(np.array(split.hr_y(index))).unsqueeze(0).to(self.device)
+        return fidelity_tensor(sr, hr_chw, border=border, hr_y=hr_y)
+
+    # -- performance pass -----------------------------------------------------------------------
+
+    def prepare_timing(self) -> msg.TimingReady:
+        split = self.request.split  # type: ignore[union-attr]
+        self.inputs = [self._input(index) for index in range(len(split))]
+        return msg.TimingReady()
+
+    def _fresh_call(self, index: int) -> Callable[[], torch.Tensor]:
+        """A forward pass on a copy of the device input, copied now (outside any timed span)."""
+        fresh = self.inputs[index].clone()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return self._forward(fresh)
+
+    def warm_up(self, request: msg.WarmUp) -> msg.WarmedUp:
+        assert self.timer is not None
+        passes = warm_up(
+            self.timer,
+            lambda: self._fresh_call(0)(),
+            min_seconds=request.seconds,
+            min_passes=request.min_passes,
+            max_passes=request.max_passes,
+        )
+        return msg.WarmedUp(passes)
+
+    def time_image(self, request: msg.TimeImage) -> msg.Timed:
+        assert self.timer is not None
+        latencies = [
+            time_call(self.timer, self._fresh_call(request.index))[1] for _ in range(request.repeats)
+        ]
+        return msg.Timed(request.index, float(np.median(latencies)))
+
+
+def _done(value: dict[str, Any]) -> Future[dict[str, Any]]:
+    future: Future[dict[str, Any]] = Future()
+    future.set_result(value)
+    return future
+
+
+def serve(connection: Any, log_path: str) -> None:
+    """The worker process's main loop: answer requests from ``connection`` until ``Shutdown``.
+
+    The process's stdout and stderr go to ``log_path``, so that a submission's prints never mix with
+    the harness's output and the coordinator can quote the last line when the process dies.
+    """
+    log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - kept open for the process's life
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    worker = SubmissionWorker()
+    while True:
+        request = connection.recv()
+        if isinstance(request, msg.Shutdown):
+            return
+        try:
+            for reply in worker.handle(request):
+                connection.send(reply)
+        except Exception:  # a reply that cannot be sent (unpicklable result): say so in the log
+            traceback.print_exc()
+            connection.send(msg.Failed(f"worker: could not answer {type(request).__name__}"))
+
+
+def log_tail(path: Path, lines: int = 1) -> str:
+    """The last non-empty lines of a worker's log, for a failure reason ('' when there are none)."""
+    try:
+        text = path.read_bytes()[-8192:].decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(kept[-lines:])

@@ -1,0 +1,142 @@
+"""Interleaved timing rounds and what they let us conclude about a runtime ratio.
+
+Two things that the timing core needs and that know nothing about models:
+
+* :func:`round_orders` decides who is timed when. In every round each timed thing (a submission,
+  the baseline) takes one pass over the images; the passes are interleaved image by image, and the
+  order of the turns is a seeded shuffle per round, rotated by one place per image, so no one is
+  always first or last and a slow phase of the machine hits everyone alike.
+* :func:`ratio_estimate` turns the per-round means of a submission and of its baseline, timed in
+  the same rounds, into the ratio of their means, a confidence interval from the paired per-round
+  ratios, and a three-valued verdict against a limit.
+
+The interval is Student's t on the logarithms of the per-round ratios (runtimes are positive and
+their ratios multiplicative, so a log scale makes the interval symmetric in "faster" and "slower").
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from scipy.stats import t as student_t
+
+from harness.errors import HarnessError
+
+Verdict = Literal["pass", "fail", "inconclusive"]
+
+
+def round_orders(names: Sequence[str], rounds: int, seed: int) -> list[list[str]]:
+    """One shuffled order of ``names`` per round, reproducible from ``seed``.
+
+    Over the rounds every name is first about equally often: each round's order is a fresh
+    permutation drawn so that the first place cycles through the names, then the rest shuffled.
+    (Within a round, :func:`turn_order` also rotates the order image by image.)
+    """
+    if rounds < 1:
+        raise HarnessError(f"rounds must be at least 1, got {rounds}")
+    rng = random.Random(seed)
+    names = list(names)
+    if not names:
+        return [[] for _ in range(rounds)]
+    firsts = names[:]
+    rng.shuffle(firsts)
+    orders = []
+    for index in range(rounds):
+        first = firsts[index % len(firsts)]
+        rest = [name for name in names if name != first]
+        rng.shuffle(rest)
+        orders.append([first, *rest])
+    return orders
+
+
+def turn_order(order: Sequence[str], image_index: int) -> list[str]:
+    """The order of turns for one image of a round: the round's order rotated by the image index."""
+    if not order:
+        return []
+    shift = image_index % len(order)
+    return [*order[shift:], *order[:shift]]
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """A runtime ratio to the baseline with its interval and verdict against ``limit``.
+
+    ``value`` is mean runtime / baseline mean runtime (the protocol's figure). ``interval`` is the
+    ``confidence`` interval of the ratio from the paired per-round ratios (None with one round).
+    ``verdict``: pass when the whole interval lies at or under the limit, fail when it lies wholly
+    over it, inconclusive when it straddles it. ``rounds_to_decide`` is, for an inconclusive
+    verdict, about how many rounds would give an interval clear of the limit at the observed
+    spread (None when the spread is zero or the estimate sits on the limit).
+    """
+
+    value: float
+    interval: tuple[float, float] | None
+    verdict: Verdict
+    rounds: int
+    confidence: float
+    rounds_to_decide: int | None
+
+    def as_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["interval"] = list(self.interval) if self.interval is not None else None
+        return out
+
+
+def _check_rounds(values: Sequence[float], who: str) -> list[float]:
+    checked = [float(v) for v in values]
+    if not checked or any(not math.isfinite(v) or v <= 0 for v in checked):
+        raise HarnessError(f"{who}: per-round runtimes must be positive numbers, got {list(values)!r}")
+    return checked
+
+
+def _rounds_to_decide(log_mean: float, log_sd: float, log_limit: float, confidence: float) -> int | None:
+    """Smallest n whose t-interval half-width, at this spread, is under the distance to the limit."""
+    distance = abs(log_mean - log_limit)
+    if log_sd == 0 or distance == 0:
+        return None
+    for n in range(2, 100_001):
+        if student_t.ppf(0.5 + confidence / 2, n - 1) * log_sd / math.sqrt(n) < distance:
+            return n
+    return None
+
+
+def ratio_estimate(
+    submission_rounds: Sequence[float],
+    baseline_rounds: Sequence[float],
+    *,
+    limit: float,
+    confidence: float = 0.95,
+) -> RatioEstimate:
+    """The ratio of two runtimes measured in the same rounds, its interval and its verdict."""
+    mine = _check_rounds(submission_rounds, "submission")
+    base = _check_rounds(baseline_rounds, "baseline")
+    if len(mine) != len(base):
+        raise HarnessError(f"paired rounds differ in number: {len(mine)} vs {len(base)}")
+    if not 0 < confidence < 1:
+        raise HarnessError(f"confidence must lie between 0 and 1, got {confidence}")
+    value = (sum(mine) / len(mine)) / (sum(base) / len(base))
+    rounds = len(mine)
+    if rounds == 1:
+        verdict: Verdict = "pass" if value <= limit else "fail"
+        return RatioEstimate(value, None, verdict, rounds, confidence, None)
+    logs = [math.log(m / b) for m, b in zip(mine, base, strict=True)]
+    log_mean = sum(logs) / rounds
+    log_sd = math.sqrt(sum((x - log_mean) ** 2 for x in logs) / (rounds - 1))
+    half_width = student_t.ppf(0.5 + confidence / 2, rounds - 1) * log_sd / math.sqrt(rounds)
+    low, high = math.exp(log_mean - half_width), math.exp(log_mean + half_width)
+    if high <= limit:
+        verdict = "pass"
+    elif low > limit:
+        verdict = "fail"
+    else:
+        verdict = "inconclusive"
+    needed = (
+        _rounds_to_decide(log_mean, log_sd, math.log(limit), confidence)
+        if verdict == "inconclusive"
+        else None
+    )
+    return RatioEstimate(value, (low, high), verdict, rounds, confidence, needed)
