@@ -37,17 +37,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="evaluations (default 5)")
     parser.add_argument("--submission", default="clb_imdn", help="submission (default clb_imdn)")
     parser.add_argument("--no-load", action="store_true", help="run without the load generator")
+    parser.add_argument(
+        "--keep", type=Path, help="keep each run's folder under this one (default: discarded)"
+    )
     parser.add_argument("extra", nargs="*", help="more `esr evaluate` arguments, after --")
     args = parser.parse_args()
     esr = Path(sys.executable).with_name("esr")
     load = None
     if not args.no_load:
         load = subprocess.Popen([sys.executable, str(HERE / "load.py"), "--seconds", "7200"])
-    ratios = []
+    ratios: list[float] = []
+    verdicts: list[str] = []
     try:
         with tempfile.TemporaryDirectory(prefix="esr-under-load-") as scratch:
             for run in range(1, args.runs + 1):
-                out = Path(scratch) / f"run{run}"
+                out = (args.keep or Path(scratch)) / f"run{run}"
                 command = [str(esr), "evaluate", args.submission, "--data", "samples", "--device", "cpu"]
                 command += [
                     "--force",
@@ -60,6 +64,7 @@ def main() -> None:
                 subprocess.run(command + args.extra, check=False, stdout=subprocess.DEVNULL)
                 runtime = _runtime_constraint(out / "results.json", args.submission)
                 ratios.append(runtime["value"])
+                verdicts.append(runtime["verdict"])
                 low, high = runtime["interval"] or (None, None)
                 interval = f"[{low:.3f}, {high:.3f}]" if low is not None else "-"
                 print(
@@ -73,6 +78,7 @@ def main() -> None:
     median = statistics.median(ratios)
     spread = max(abs(r / median - 1) for r in ratios)
     print(f"median ratio {median:.3f}; largest distance from it {spread:.1%} (target: within 5%)")
+    print(f"verdicts: {', '.join(sorted(set(verdicts)))} (target: one verdict in every run)")
 
 
 if __name__ == "__main__":

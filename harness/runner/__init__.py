@@ -24,6 +24,7 @@ others carry on and are still ranked.
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import tempfile
@@ -91,6 +92,20 @@ class RunConfig:
     quiet: bool = False
     threads: int | None = None
     seed: int | None = None
+
+
+def worker_threads(requested: int | None, device: torch.device) -> int:
+    """The torch threads of each worker: as asked, else all cores on a GPU run and half on a CPU one.
+
+    On the CPU a forward pass is split over threads that wait for each other at every operation, so
+    other work taking one core stalls them all: a measurement that uses every core of a shared
+    machine measures the machine's load as much as the model. Leaving half the cores free makes CPU
+    runtimes, and above all their ratios, hold while other work comes and goes.
+    """
+    if requested is not None:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if device.type == "cuda" else max(1, cores // 2)
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -176,7 +191,9 @@ class _Coordinator:
         self.config = config
         self.entries = entries
         self.cache = ResultCache(config.cache_dir)
-        self.fingerprint = device_fingerprint(config.device)
+        self.threads = worker_threads(config.threads, config.device)
+        # The workers' thread count, not this process's, is what decides their runtimes.
+        self.fingerprint = {**device_fingerprint(config.device), "num_threads": self.threads}
         self.description = dataset.describe()
         self.session = uuid.uuid4().hex
         self.seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
@@ -201,7 +218,7 @@ class _Coordinator:
             "timing": {
                 key: value for key, value in self.config.timing.as_dict().items() if key != "timeout_seconds"
             },
-            "threads": self.config.threads,
+            "threads": self.threads,
             "harness": harness_identity(),
         }
 
@@ -271,7 +288,7 @@ class _Coordinator:
     def start_workers(self) -> None:
         assert self.split is not None
         config = self.config
-        settings = msg.TorchSettings(cudnn_benchmark=config.timing.cudnn_benchmark, threads=config.threads)
+        settings = msg.TorchSettings(cudnn_benchmark=config.timing.cudnn_benchmark, threads=self.threads)
         live = [entry for entry in self.entries if entry.ok]
         assert self.logs is not None
         for entry in live:  # started together: their start-up overlaps
@@ -489,7 +506,7 @@ def evaluate_run(
         "dataset": coordinator.description,
         "timing": {
             **config.timing.as_dict(),
-            "threads": config.threads if config.threads is not None else torch.get_num_threads(),
+            "threads": coordinator.threads,
             "device": str(config.device),
             "seed": coordinator.seed,
             "round_log": coordinator.round_log,

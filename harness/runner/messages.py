@@ -20,14 +20,14 @@ from harness.submissions import ResolvedWeights, Submission
 
 @dataclass(frozen=True)
 class TorchSettings:
-    """The torch global settings a worker runs its submission under (the protocol decides them).
+    """The torch global settings a worker runs its submission under.
 
-    ``threads`` None keeps torch's default (one per core). The other defaults are torch's own,
-    stated explicitly so that the run document records them.
+    The protocol decides cuDNN autotuning, the coordinator the thread count; the other defaults are
+    torch's own, stated explicitly so that the run document records them.
     """
 
     cudnn_benchmark: bool
-    threads: int | None = None
+    threads: int
     cudnn_deterministic: bool = False
     cuda_matmul_allow_tf32: bool = False
     cudnn_allow_tf32: bool = True

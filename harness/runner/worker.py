@@ -48,8 +48,7 @@ class SubmissionFailure(Exception):
 
 def apply_torch_settings(settings: msg.TorchSettings) -> None:
     """Put this process's torch global settings to what the protocol says."""
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
+    torch.set_num_threads(settings.threads)
     torch.backends.cudnn.benchmark = settings.cudnn_benchmark
     torch.backends.cudnn.deterministic = settings.cudnn_deterministic
     torch.backends.cuda.matmul.allow_tf32 = settings.cuda_matmul_allow_tf32
