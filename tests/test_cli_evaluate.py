@@ -125,7 +125,7 @@ def test_check_fails_a_model_over_the_parameter_limit(tmp_path: Path, model_zoo_
     printed = capsys.readouterr().out
     assert status == 1
     assert "big: NOT VALID" in printed
-    params_line = next(line for line in printed.splitlines() if line.startswith("| params"))
+    params_line = next(line for line in printed.splitlines() if line.startswith("params "))
     assert "FAIL" in params_line and "1e+06" in params_line
 
 
