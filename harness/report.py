@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.footnotes import Footnotes
+from harness.texttable import format_table
 from harness.verdicts import (
     VALIDITY_LABELS,
     format_interval,
@@ -54,27 +55,17 @@ def _validity(record: dict[str, Any]) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]], *, numeric: range, keep: int = 1) -> str:
-    """A plain table, two spaces between columns, the ``numeric`` columns aligned right.
-
-    Columns after the first ``keep`` that are empty in every row are left out.
-    """
+    """A plain table; columns after the first ``keep`` that are empty in every row are left out."""
     shown = [
         index
         for index in range(len(headers))
         if index < keep or any(row[index] not in (MISSING, "") for row in rows)
     ]
-    table = [[headers[index] for index in shown], *([row[index] for index in shown] for row in rows)]
-    widths = [max(len(line[column]) for line in table) for column in range(len(shown))]
-    table.insert(1, ["-" * width for width in widths])
-
-    def line(cells: list[str]) -> str:
-        aligned = (
-            cell.rjust(width) if index in numeric else cell.ljust(width)
-            for index, cell, width in zip(shown, cells, widths, strict=True)
-        )
-        return "  ".join(aligned).rstrip()
-
-    return "\n".join(line(cells) for cells in table)
+    return format_table(
+        [headers[index] for index in shown],
+        [[row[index] for index in shown] for row in rows],
+        numeric={position for position, index in enumerate(shown) if index in numeric},
+    )
 
 
 def run_summary(run: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import harness
 from harness.atomic import write_text_atomic
 from harness.leaderboard import (
+    DEFAULT_WIDTH,
     FORMATS,
     STYLES,
     annotate_published,
@@ -47,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", choices=FORMATS, default="md", help="output format (default md)")
     parser.add_argument(
+        "--width",
+        type=int,
+        default=DEFAULT_WIDTH,
+        metavar="COLUMNS",
+        help=f"cut md tables into column groups no wider than this (default {DEFAULT_WIDTH}; 0: one table)",
+    )
+    parser.add_argument(
         "--out", type=Path, help="write the table to this file (atomically) instead of stdout"
     )
     parser.add_argument(
@@ -60,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.published and args.style == "ntire2022":
         corrections = [(d.team, d.describe()) for d in compare_published()]
         board = annotate_published(board, corrections)
-    text = render(board, args.format)
+    text = render(board, args.format, width=args.width)
     if args.out is not None:
         write_text_atomic(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
