@@ -556,3 +556,63 @@ def test_markdown_fits_120_columns_with_long_notes_as_footnotes(val_run: Path) -
     assert text.index(footnote) > text.rindex("\n|")
     single = render(board, "md", width=0)
     assert sum(1 for line in single.splitlines() if line.startswith("| Source")) == 1
+
+
+# --- the plot: labels that do not overlap, error bars ----------------------------------------------
+
+
+def rendered_labels(figure) -> dict[str, list[tuple[str, Any]]]:
+    """Each panel's point labels with the bounding boxes of their rendered text (leader lines excluded)."""
+    from matplotlib.text import Annotation, Text
+
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    return {
+        axes.get_title(): [
+            (text.get_text(), Text.get_window_extent(text, renderer))
+            for text in axes.texts
+            if isinstance(text, Annotation)
+        ]
+        for axes in figure.axes
+    }
+
+
+def overlapping(labels: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    return [
+        (a, b)
+        for index, (a, box_a) in enumerate(labels)
+        for b, box_b in labels[index + 1 :]
+        if min(box_a.x1, box_b.x1) > max(box_a.x0, box_b.x0)
+        and min(box_a.y1, box_b.y1) > max(box_a.y0, box_b.y0)
+    ]
+
+
+def test_labels_of_the_published_panel_do_not_overlap(val_run: Path) -> None:
+    from harness.leaderboard.plot import draw_figure
+
+    for runs in ([], [load_run(val_run)]):
+        figure = draw_figure(build_leaderboard(runs, published_dir=PUBLISHED))
+        panels = rendered_labels(figure)
+        published = next(labels for title, labels in panels.items() if "div2k val" in title.lower())
+        names = [name for name, _ in published]
+        # The three labels that used to lie on top of each other are all there, apart.
+        assert {"VMCL_Taobao", "Alpan Team", "Dragon"} <= set(names)
+        assert len(names) >= 40
+        for title, labels in panels.items():
+            assert not overlapping(labels), title
+            frame = next(axes for axes in figure.axes if axes.get_title() == title).get_window_extent()
+            assert all(frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1) for _, box in labels)
+
+
+def test_plot_draws_the_interval_of_a_measured_ratio_as_an_error_bar(tmp_path: Path) -> None:
+    from matplotlib.container import ErrorbarContainer
+
+    from harness.leaderboard.plot import draw_figure
+
+    run = write_run(tmp_path / "new", [with_interval(result("fast", ms=25.0), 0.42, 0.61), BASELINE])
+    figure = draw_figure(build_leaderboard([load_run(run)]))
+    bars = [container for container in figure.axes[0].containers if isinstance(container, ErrorbarContainer)]
+    assert len(bars) == 1
+    (segments,) = bars[0].lines[2]
+    ((x0, y0), (x1, y1)) = segments.get_segments()[0]
+    assert (x0, x1) == pytest.approx((0.42, 0.61)) and y0 == y1 == pytest.approx(29.05)
