@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "evaluate",
     "check",
     "leaderboard",
+    "report",
     "summary",
     "data",
     "prune",
