@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "check",
     "leaderboard",
     "report",
+    "package",
     "summary",
     "data",
     "prune",
