@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
 from harness.atomic import atomic_path
 from harness.data import reopen_dataset
 from harness.data.images import image_size
 from harness.errors import HarnessError
 from harness.leaderboard import RunFile
 from harness.protocols import load_protocol
+from harness.provenance import describe_identity
 
 __all__ = ["README_NAME", "Package", "build_package", "readme_text", "sr_file_name"]
 
@@ -86,15 +86,12 @@ def _record(run: RunFile, submission: str) -> dict[str, Any]:
 
 
 def _description(run: RunFile, record: dict[str, Any], statistic: str, extra: str | None) -> str:
-    identity = run.metadata.get("harness") or {}
-    commit = identity.get("git_commit")
+    split = f" {run.dataset['split']}" if run.dataset.get("split") else ""
     measured = (
         f"{record['submission']} ({record.get('team') or 'no team'}): runtime = {statistic} over "
-        f"{record.get('num_images')} images of {run.dataset.get('name')}"
-        f"{' ' + run.dataset['split'] if run.dataset.get('split') else ''} on {run.device_name}, "
-        f"measured with esr-harness {identity.get('version', __version__)}"
-        + (f" (git {commit[:12]})" if commit else "")
-        + f", protocol {run.protocol} v{run.protocol_version}."
+        f"{record.get('num_images')} images of {run.dataset.get('name')}{split} on {run.device_name}, "
+        f"measured with {describe_identity(run.metadata.get('harness') or {})}, "
+        f"protocol {run.protocol} v{run.protocol_version}."
     )
     return f"{extra.strip()} {measured}" if extra else measured
 

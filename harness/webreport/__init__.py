@@ -25,7 +25,7 @@ from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard, RunFile, protocol_of
 from harness.leaderboard.plot import plot_png
 from harness.leaderboard.runs import dataset_label, same_dataset
-from harness.provenance import harness_identity
+from harness.provenance import describe_identity, harness_identity
 from harness.webreport.comparisons import BICUBIC, ComparisonRow, Shown, build_comparisons, choose_images
 from harness.webreport.crops import MIN_SIDE, Crop, parse_crop
 from harness.webreport.outputs import OutputSource
@@ -154,7 +154,7 @@ def _comparisons(
         channel=channel,
     )
     lines = [
-        f"{len(rows)} of {len(names)} images of {dataset_label(primary[0].dataset)}. Crops are in HR pixels, "
+        f"{len(rows)} of the {len(names)} images of {dataset.name}. Crops are in HR pixels, "
         f"enlarged {settings.zoom}x with nearest-neighbour; each caption gives the PSNR / SSIM "
         f"({channel.upper()}) of that crop. Automatic crops ({settings.crop_size}x{settings.crop_size}) are "
         "where the outputs differ most: the highest variance across outputs of the per-pixel error."
@@ -209,8 +209,6 @@ def _written(path: Path) -> str:
 
 def _run_provenance(run: RunFile) -> dict[str, Any]:
     metadata = run.metadata
-    identity = metadata.get("harness") or {}
-    commit = identity.get("git_commit")
     device = metadata.get("device") or {}
     software = ", ".join(
         f"{name} {device[key]}"
@@ -221,12 +219,7 @@ def _run_provenance(run: RunFile) -> dict[str, Any]:
     items = [
         ("run file", str(run.path)),
         ("date", _written(run.path)),
-        (
-            "harness",
-            f"esr-harness {identity.get('version', '?')}"
-            + (f", git {commit[:12]}" if commit else "")
-            + (" (uncommitted changes)" if identity.get("git_dirty") else ""),
-        ),
+        ("harness", describe_identity(metadata.get("harness") or {})),
         ("protocol", f"{run.protocol} v{run.protocol_version}"),
         ("device", f"{run.device_name}, fingerprint {run.fingerprint_id}"),
         ("software", software or "-"),
@@ -249,7 +242,6 @@ def build_report(runs: Sequence[RunFile], board: Leaderboard, settings: ReportSe
         plot, plot_missing = _b64(plot_png(board)), ""
     except HarnessError as error:
         plot, plot_missing = "", str(error)
-    identity = harness_identity()
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     subject = dataset_label(runs[0].dataset) if runs else "published results"
     context = {
@@ -274,7 +266,7 @@ def build_report(runs: Sequence[RunFile], board: Leaderboard, settings: ReportSe
                 "title": "This report",
                 "items": [
                     ("generated", generated),
-                    ("by", f"esr-harness {identity['version']}, git {identity['git_commit'] or '-'}"),
+                    ("by", describe_identity(harness_identity())),
                 ],
             },
         ],
