@@ -125,12 +125,8 @@ def _draw(axes: Axes, board: Leaderboard, panel: PlotPanel) -> list[Label]:
         visible = points[points["psnr"] >= low]
         hidden = len(points) - len(visible)
         axes.set_ylim(low, high)
-        left = min(
-            visible["ratio"].min(), visible["low"].min(skipna=True) if visible["low"].notna().any() else 1.0
-        )
-        right = max(
-            visible["ratio"].max(), visible["high"].max(skipna=True) if visible["high"].notna().any() else 1.0
-        )
+        left = pd.concat([visible["ratio"], visible["low"]]).min()  # NaN (no interval) is skipped
+        right = pd.concat([visible["ratio"], visible["high"]]).max()
         axes.set_xlim(min(left, 1.0) / 1.2, max(right, 1.0) * 1.2)
         if hidden:
             title += f" ({hidden} unranked below {low:.2f} dB not shown)"
@@ -147,25 +143,15 @@ def _draw(axes: Axes, board: Leaderboard, panel: PlotPanel) -> list[Label]:
     axes.set_title(title, fontsize=9)
     axes.grid(True, which="both", lw=0.3, alpha=0.5)
     axes.legend(fontsize=7, loc="lower right")
-    labelled = points[
-        [
-            label_all or source == "measured" or (ratio, psnr) in on_front
-            for source, ratio, psnr in zip(points["source"], points["ratio"], points["psnr"], strict=True)
-        ]
+    chosen = [
+        (source != "measured", (ratio, psnr) not in on_front, ratio, str(team), psnr)
+        for team, source, ratio, psnr in zip(
+            points["team"], points["source"], points["ratio"], points["psnr"], strict=True
+        )
+        if label_all or source == "measured" or (ratio, psnr) in on_front
     ]
     # Measured points first, then the Pareto front, then the rest, each from left to right.
-    priority = labelled.assign(
-        order=[
-            (source != "measured", (ratio, psnr) not in on_front, ratio)
-            for source, ratio, psnr in zip(
-                labelled["source"], labelled["ratio"], labelled["psnr"], strict=True
-            )
-        ]
-    ).sort_values("order", kind="stable")
-    return [
-        Label(str(team), ratio, psnr)
-        for team, ratio, psnr in zip(priority["team"], priority["ratio"], priority["psnr"], strict=True)
-    ]
+    return [Label(team, ratio, psnr) for _, _, ratio, team, psnr in sorted(chosen)]
 
 
 def _nice(value: float) -> bool:

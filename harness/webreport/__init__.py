@@ -92,9 +92,13 @@ def _ok_records(runs: Sequence[RunFile]) -> list[tuple[RunFile, dict[str, Any]]]
     return found
 
 
-def _per_image(records: Sequence[tuple[RunFile, dict[str, Any]]], channel: str) -> tuple[list[str], dict]:
+Metrics = dict[str, dict[str, tuple[float | None, float | None]]]
+
+
+def _per_image(records: Sequence[tuple[RunFile, dict[str, Any]]], channel: str) -> tuple[list[str], Metrics]:
+    """Image names in order, and submission -> image -> (PSNR, SSIM) on ``channel`` as recorded."""
     names: list[str] = []
-    metrics: dict[str, dict[str, tuple[float | None, float | None]]] = {}
+    metrics: Metrics = {}
     for _, record in records:
         entries = record.get("per_image") or []
         if not entries:
@@ -107,7 +111,7 @@ def _per_image(records: Sequence[tuple[RunFile, dict[str, Any]]], channel: str) 
 
 
 def _comparisons(
-    primary: Sequence[RunFile], settings: ReportSettings, channel: str, border: int
+    primary: Sequence[RunFile], metrics: Metrics, settings: ReportSettings, channel: str, border: int
 ) -> tuple[list[ComparisonRow], list[str]]:
     """The comparison rows and the lines that say how they were made."""
     if not settings.comparisons:
@@ -117,20 +121,16 @@ def _comparisons(
     dataset = reopen_dataset(primary[0].dataset, spec=settings.data)
     if not dataset.has_hr:
         return [], [f"{dataset.name} has no HR images: no visual comparisons."]
-    records = _ok_records(primary)
-    recorded = {
-        record["submission"]: {
-            entry["name"]: entry.get(f"psnr_{channel}") for entry in record.get("per_image") or []
-        }
-        for _, record in records
-    }
-    in_runs = {record["submission"]: run.path.parent for run, record in records}
+    recorded = {name: {image: pair[0] for image, pair in pairs.items()} for name, pairs in metrics.items()}
+    in_runs = {record["submission"]: run.path.parent for run, record in _ok_records(primary)}
     shown = [Shown(BICUBIC, in_runs.get(BICUBIC), recorded.get(BICUBIC, {}))]
-    shown += [Shown(name, folder, recorded[name]) for name, folder in in_runs.items() if name != BICUBIC]
+    shown += [
+        Shown(name, folder, recorded.get(name, {})) for name, folder in in_runs.items() if name != BICUBIC
+    ]
     hand = {crop.image: crop for crop in settings.crops}
     names = [item.name for item in dataset.items]
     images = choose_images(
-        names, [recorded[name] for name in in_runs], requested=settings.images, limit=settings.max_images
+        names, list(recorded.values()), requested=settings.images, limit=settings.max_images
     )
     images += [name for name in names if name in hand and name not in images]
     images.sort(key=names.index)
@@ -237,7 +237,7 @@ def build_report(runs: Sequence[RunFile], board: Leaderboard, settings: ReportSe
     channel = protocol.fidelity_channel
     primary = _primary(runs)
     names, metrics = _per_image(_ok_records(primary), channel)
-    rows, comparison_notes = _comparisons(primary, settings, channel, protocol.border)
+    rows, comparison_notes = _comparisons(primary, metrics, settings, channel, protocol.border)
     try:
         plot, plot_missing = _b64(plot_png(board)), ""
     except HarnessError as error:

@@ -77,9 +77,7 @@ def _overview(hr: np.ndarray, crop: Crop) -> bytes:
         (crop.y + crop.height) * factor - 1,
     ]
     ImageDraw.Draw(thumbnail).rectangle(box, outline=(255, 0, 0), width=2)
-    buffer = io.BytesIO()
-    thumbnail.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
+    return png_bytes(np.asarray(thumbnail))
 
 
 def choose_images(
