@@ -12,8 +12,9 @@ size, so placement needs the figure's final layout: call it after the layout is 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from matplotlib.axes import Axes
 from matplotlib.backend_bases import RendererBase
@@ -60,6 +61,26 @@ def _overlap(a: Bbox, b: Bbox) -> float:
     return width * height if width > 0 and height > 0 else 0.0
 
 
+class Place(NamedTuple):
+    """A label's offset from its point (points), its alignment and the box it would cover (pixels)."""
+
+    dx: float
+    dy: float
+    ha: str
+    va: str
+    box: Bbox
+
+
+def _places(x: float, y: float, width: float, height: float, to_pixels: float) -> Iterator[Place]:
+    """The places around the point (x, y) (pixels) in the order they are tried: near to far."""
+    for distance in _DISTANCES:
+        for angle in _DIRECTIONS:
+            ha, va = _alignment(angle)
+            dx = distance * math.cos(math.radians(angle))
+            dy = distance * math.sin(math.radians(angle))
+            yield Place(dx, dy, ha, va, _box(x + dx * to_pixels, y + dy * to_pixels, width, height, ha, va))
+
+
 def _cost(box: Bbox, frame: Bbox, obstacles: Sequence[Bbox]) -> float:
     """0 for a free place; else the area overlapped plus the area outside the axes."""
     outside = box.width * box.height - _overlap(box, frame)
@@ -86,23 +107,16 @@ def place_labels(
     obstacles += list(avoid)
     placed = []
     for label, (x, y) in zip(labels, anchors, strict=True):
-        size = _text_size(axes, label.text, fontsize, renderer)
-        best: tuple[float, float, float, str, str, Bbox] | None = None
-        for distance in _DISTANCES:
-            for angle in _DIRECTIONS:
-                ha, va = _alignment(angle)
-                dx = distance * math.cos(math.radians(angle))
-                dy = distance * math.sin(math.radians(angle))
-                box = _box(x + dx * to_pixels, y + dy * to_pixels, size[0], size[1], ha, va)
-                cost = _cost(box, frame, obstacles)
-                if best is None or cost < best[0]:
-                    best = (cost, dx, dy, ha, va, box)
-                if cost == 0:
-                    break
-            if best is not None and best[0] == 0:
+        width, height = _text_size(axes, label.text, fontsize, renderer)
+        best: tuple[float, Place] | None = None
+        for place in _places(x, y, width, height, to_pixels):
+            cost = _cost(place.box, frame, obstacles)
+            if best is None or cost < best[0]:
+                best = (cost, place)
+            if cost == 0:
                 break
         assert best is not None  # _DISTANCES and _DIRECTIONS are not empty
-        _, dx, dy, ha, va, box = best
+        dx, dy, ha, va, box = best[1]
         leader = {"arrowstyle": "-", "color": "0.55", "lw": 0.5, "shrinkA": 1, "shrinkB": 2}
         annotation = axes.annotate(
             label.text,
