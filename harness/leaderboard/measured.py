@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.constraints import ConstraintResult, baseline_name, check_constraints, find_baseline, is_valid
+from harness.constraints import ConstraintResult, baseline_name, check_constraints, find_baseline
 from harness.errors import HarnessError
 from harness.leaderboard.runs import RunFile, dataset_label, same_dataset
 from harness.leaderboard.table import PlotPanel
@@ -31,10 +31,6 @@ class MeasuredEntry:
 
     def verdict(self, name: str) -> ConstraintResult:
         return next(item for item in self.constraints if item.name == name)
-
-    @property
-    def valid(self) -> bool:
-        return is_valid(self.constraints)
 
     @property
     def validity(self) -> Verdict | None:
