@@ -14,14 +14,16 @@ ZOO ?= $(ESR_NTIRE2022_ZOO)
 RUN_DIR ?= results/runs/latest
 PYTEST_ARGS ?=
 TRAIN_ARGS ?=
+EVALUATE_ARGS ?=
 
-.PHONY: help venv test bench lint evaluate table2 train clean
+.PHONY: help venv test bench lint evaluate report table2 train clean
 
 help:
-	@echo "make evaluate SUBMISSION=clb_imdn [DATA=samples|/path/to/DIV2K] [DEVICE=auto|cuda|cpu]"
+	@echo "make evaluate SUBMISSION=clb_imdn [DATA=samples|/path/to/DIV2K] [DEVICE=auto|cuda|cpu] [EVALUATE_ARGS=--save-images]"
 	@echo "make test        run the test suite (builds .venv on first use)"
 	@echo "make bench       run the pytest-benchmark suite"
 	@echo "make lint        ruff"
+	@echo "make report [RUN_DIR=results/runs/latest]   HTML report of a run: RUN_DIR/report.html"
 	@echo "make table2 DATA=/path/to/DIV2K ZOO=/path/to/NTIRE2022_ESR"
 	@echo "make train DATA=/path/to/DIV2K [TRAIN_ARGS='--set optim.iterations=1000']"
 
@@ -47,10 +49,14 @@ lint: $(STAMP)
 # The leaderboard is printed even when a submission failed (evaluate exits 1, and so does make);
 # not after a usage error (exit 2), when no new results were written.
 evaluate: $(STAMP)
-	$(BIN)/esr evaluate $(SUBMISSION) --data $(DATA) --split $(SPLIT) --device $(DEVICE) --out $(RUN_DIR); \
+	$(BIN)/esr evaluate $(SUBMISSION) --data $(DATA) --split $(SPLIT) --device $(DEVICE) --out $(RUN_DIR) $(EVALUATE_ARGS); \
 	status=$$?; \
 	if [ $$status -le 1 ]; then $(BIN)/esr leaderboard $(RUN_DIR) --style ntire2022 --published; fi; \
 	exit $$status
+
+# One self-contained page: leaderboard, plot, verdicts, per-image table, visual comparisons.
+report: $(STAMP)
+	$(BIN)/esr report $(RUN_DIR) --out $(RUN_DIR)/report.html
 
 table2: $(STAMP)
 	$(BIN)/esr evaluate ntire2022:table2 imdn_baseline --zoo $(ZOO) --data $(DATA) --split val --device $(DEVICE) --out results/runs/table2-val

@@ -37,3 +37,12 @@ def harness_identity() -> dict[str, object]:
         "git_commit": commit,
         "git_dirty": None if status is None else bool(status),
     }
+
+
+def describe_identity(identity: dict[str, object]) -> str:
+    """A recorded harness identity in words: ``esr-harness 0.1.0, git 0123456789ab (uncommitted changes)``."""
+    commit = identity.get("git_commit")
+    text = f"esr-harness {identity.get('version', '?')}"
+    if isinstance(commit, str) and commit:
+        text += f", git {commit[:12]}"
+    return text + (" (uncommitted changes)" if identity.get("git_dirty") else "")

@@ -1,10 +1,27 @@
-"""Plain-text summaries of a run document, as `esr evaluate` and `esr check` print them."""
+"""Plain-text summaries of a run document, as `esr evaluate` and `esr check` print them.
+
+Tables stay within about 120 columns: columns empty in every row are left out (GPU memory on a CPU
+run, intervals of an old run), and long texts (a failed submission's reason, a constraint's
+explanation) are printed once under the table, as numbered footnotes, instead of widening a column.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tabulate import tabulate
+from harness.footnotes import Footnotes
+from harness.texttable import format_table
+from harness.verdicts import (
+    VALIDITY_LABELS,
+    format_interval,
+    interval,
+    record_validity,
+    runtime_constraint,
+    verdict,
+)
+
+MISSING = "-"
+_HEADINGS = {"pass": "VALID", "fail": "NOT VALID", "inconclusive": "INCONCLUSIVE"}
 
 
 def device_name(fingerprint: dict[str, Any], fallback: str) -> str:
@@ -13,16 +30,42 @@ def device_name(fingerprint: dict[str, Any], fallback: str) -> str:
 
 
 def _fmt(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    return MISSING if value is None else f"{value:.{digits}f}"
 
 
 def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
+    return MISSING if value is None else f"{value:.6g}"
 
 
-def _runtime_ratio(record: dict[str, Any]) -> float | None:
-    """The runtime constraint's value: this record's runtime over the baseline's in the same run."""
-    return next((c["value"] for c in record.get("constraints", []) if c["name"] == "runtime"), None)
+def _ratio(record: dict[str, Any]) -> str:
+    """The runtime ratio to the baseline of the same run, with its 95% interval when the run has one."""
+    item = runtime_constraint(record.get("constraints") or [])
+    if item is None or item.get("value") is None:
+        return MISSING
+    bounds = format_interval(interval(item))
+    return f"{item['value']:.3f}" + (f" {bounds}" if bounds else "")
+
+
+def _validity(record: dict[str, Any]) -> str:
+    """The "valid" column: yes, no, inconclusive, or failed (the reason is printed under the table)."""
+    if record["status"] != "ok":
+        return record["status"]
+    validity = record_validity(record)
+    return MISSING if validity is None else VALIDITY_LABELS[validity]
+
+
+def _table(headers: list[str], rows: list[list[str]], *, numeric: range, keep: int = 1) -> str:
+    """A plain table; columns after the first ``keep`` that are empty in every row are left out."""
+    shown = [
+        index
+        for index in range(len(headers))
+        if index < keep or any(row[index] not in (MISSING, "") for row in rows)
+    ]
+    return format_table(
+        [headers[index] for index in shown],
+        [[row[index] for index in shown] for row in rows],
+        numeric={position for position, index in enumerate(shown) if index in numeric},
+    )
 
 
 def run_summary(run: dict[str, Any]) -> str:
@@ -30,32 +73,27 @@ def run_summary(run: dict[str, Any]) -> str:
     rows = []
     for record in run.get("results", []):
         runtime = (record.get("runtime_ms") or {}).get("mean")
-        valid = record.get("valid")
         rows.append(
             [
-                record["submission"] + (" (baseline)" if record.get("role") == "baseline" else ""),
-                record["status"]
-                if record["status"] != "ok"
-                else ("cached" if record.get("cached") else "ok"),
+                record["submission"],
                 _fmt(record.get("psnr_rgb"), 4),
                 _fmt(record.get("psnr_y"), 4),
                 _fmt(record.get("ssim_y"), 5),
                 _fmt(runtime, 2),
-                _fmt(_runtime_ratio(record), 3),
+                _ratio(record),
                 _fmt(record.get("max_memory_mb"), 1),
                 _fmt(None if record.get("params") is None else record["params"] / 1e6, 4),
                 _fmt(None if record.get("flops") is None else record["flops"] / 1e9, 2),
-                "-" if valid is None else ("yes" if valid else "no"),
+                _validity(record),
             ]
         )
     headers = [
         "submission",
-        "status",
         "PSNR RGB",
         "PSNR Y",
         "SSIM Y",
         "time ms",
-        "x baseline",
+        "x baseline [95% CI]" if any("[" in row[5] for row in rows) else "x baseline",
         "mem MB",
         "params M",
         "FLOPs G",
@@ -70,9 +108,14 @@ def run_summary(run: dict[str, Any]) -> str:
         + f", {dataset['num_images']} images, x{dataset['scale']}, on {run['timing']['device']} ({where}),"
         + f" protocol {run['protocol']} v{run['protocol_version']}"
     )
-    lines = [title, tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
-    failures = [r for r in run.get("results", []) if r["status"] != "ok"]
-    lines += [f"FAILED {r['submission']}: {r['error']}" for r in failures]
+    lines = [title, _table(headers, rows, numeric=range(1, 9))]
+    if run.get("baseline"):
+        lines.append(f"x baseline: runtime / {run['baseline']}'s, measured in this run on this device.")
+    results = run.get("results", [])
+    lines += [f"FAILED {r['submission']}: {r['error']}" for r in results if r["status"] != "ok"]
+    cached = [r["submission"] for r in results if r["status"] == "ok" and r.get("cached")]
+    if cached:
+        lines.append(f"Reused from the cache (timed together by an earlier command): {', '.join(cached)}.")
     if run.get("retimed"):
         lines.append(
             f"Timed again: {', '.join(run['retimed'])} (cached by an earlier command; "
@@ -84,25 +127,29 @@ def run_summary(run: dict[str, Any]) -> str:
 
 
 def constraint_report(record: dict[str, Any]) -> str:
-    """Each constraint of one record with value, limit and verdict."""
+    """Each constraint of one record with value, limit, three-valued verdict and, for the runtime, its interval."""
+    footnotes = Footnotes()
     rows = [
         [
             item["name"],
             item["kind"],
             _number(item["value"]),
+            format_interval(interval(item)) or MISSING,
             f"{item['operator']} {_number(item['limit'])}",
             item["unit"],
-            (item.get("verdict") or ("pass" if item["passed"] else "fail")).upper(),
-            item.get("note") or "",
+            verdict(item).upper(),
+            footnotes.mark(item.get("note") or ""),
         ]
         for item in record.get("constraints", [])
     ]
-    headers = ["constraint", "kind", "value", "limit", "unit", "verdict", "note"]
-    valid = record.get("valid")
-    verdict = (
-        "VALID"
-        if valid
-        else ("INCONCLUSIVE" if valid is None and record.get("status") == "ok" else "NOT VALID")
-    )
-    table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
-    return f"{record['submission']}: {verdict}\n{table}"
+    headers = ["constraint", "kind", "value", "95% CI", "limit", "unit", "verdict", "note"]
+    validity = record_validity(record)
+    heading = _HEADINGS.get(validity or "", "NO VERDICT")
+    if validity == "inconclusive":
+        heading += " (no constraint failed, but one is not decided yet: measure again or with more rounds)"
+    lines = [
+        f"{record['submission']}: {heading}",
+        _table(headers, rows, numeric=range(2, 5), keep=3),
+        *footnotes.lines(),
+    ]
+    return "\n".join(lines)

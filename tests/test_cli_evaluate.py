@@ -125,7 +125,7 @@ def test_check_fails_a_model_over_the_parameter_limit(tmp_path: Path, model_zoo_
     printed = capsys.readouterr().out
     assert status == 1
     assert "big: NOT VALID" in printed
-    params_line = next(line for line in printed.splitlines() if line.startswith("| params"))
+    params_line = next(line for line in printed.splitlines() if line.startswith("params "))
     assert "FAIL" in params_line and "1e+06" in params_line
 
 
@@ -215,5 +215,5 @@ def test_check_exit_status_follows_the_three_valued_runtime_verdict(
     document = apply_constraints(_judged_document(ratios), load_protocol("ntire2022"))
     monkeypatch.setattr(check, "run_evaluation", lambda args: document)
     assert esr(["check", "mine"]) == status
-    runtime_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| runtime"))
+    runtime_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("runtime"))
     assert verdict in runtime_line

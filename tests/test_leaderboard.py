@@ -481,7 +481,138 @@ def test_corrections_of_published_figures_are_shown_beside_the_printed_value() -
 
 
 def test_published_command_lists_the_xpixel_flops_disagreement(capsys) -> None:
-    args = argparse.Namespace(runs=[], published=True, style="ntire2022", format="md", out=None, plot=None)
+    args = argparse.Namespace(
+        runs=[], published=True, style="ntire2022", format="md", out=None, plot=None, width=120
+    )
     assert command.run(args) == 0
     printed = capsys.readouterr().out
     assert "XPixel (official model 18): flops printed 9.50G, the organisers' counter gives 2.02G" in printed
+
+
+# --- verdicts and intervals of newer runs; Markdown for a terminal ---------------------------------
+
+
+def with_interval(record: dict[str, Any], low: float, high: float, *, valid: bool | None = True) -> dict:
+    """A record as a newer run writes it: the runtime verdict carries the ratio's 95% interval."""
+    verdict = {"name": "runtime", "value": record["runtime_ms"]["mean"] / 50.0, "interval": [low, high]}
+    return {**record, "constraints": [verdict], "valid": valid}
+
+
+def test_intervals_and_inconclusive_verdicts_of_a_newer_run_are_shown(tmp_path: Path) -> None:
+    run = write_run(
+        tmp_path / "new",
+        [
+            with_interval(result("fast", psnr=29.01, ms=25.0), 0.48, 0.52),
+            with_interval(result("close", psnr=29.02, ms=49.0), 0.95, 1.01, valid=None),
+            BASELINE,
+        ],
+    )
+    board = build_leaderboard([load_run(run)])
+    rows = board.rows.set_index("team")
+    assert (rows.loc["fast", "time_ratio_low"], rows.loc["fast", "time_ratio_high"]) == (0.48, 0.52)
+    assert rows.loc["fast", "valid"] is True
+    # Nothing failed, but the run could not decide the runtime: never shown as valid.
+    assert rows.loc["close", "valid"] == "inconclusive"
+    assert pd.isna(rows.loc["imdn_baseline", "time_ratio_low"])  # no interval recorded: none shown
+    shown = display_frame(board).set_index("Team")
+    assert shown.loc["fast", "Time / IMDN"] == "0.500 [0.480, 0.520]"
+    assert shown.loc["close", "Valid"] == "inconclusive"
+    assert shown.loc["imdn_baseline", "Time / IMDN"] == "1.000"
+    csv_rows = pd.read_csv(io.StringIO(render(board, "csv"))).set_index("team")
+    assert csv_rows.loc["fast", "time_ratio_high"] == 0.52
+
+
+def test_table2_shows_the_interval_of_each_split(tmp_path: Path) -> None:
+    val = write_run(tmp_path / "val", [with_interval(result("fast", ms=25.0), 0.45, 0.55), BASELINE])
+    test = write_run(
+        tmp_path / "test",
+        [with_interval(result("fast", ms=24.0), 0.40, 0.56), {**BASELINE, "psnr_rgb": 28.78}],
+        dataset=DIV2K_TEST,
+    )
+    board = build_leaderboard([load_run(val), load_run(test)], style="table2")
+    fast = display_frame(board).set_index("Team").loc["fast"]
+    assert fast["Val Time / IMDN"] == "0.500 [0.450, 0.550]"
+    assert fast["Test Time / IMDN"] == "0.480 [0.400, 0.560]"
+
+
+def test_markdown_fits_120_columns_with_long_notes_as_footnotes(val_run: Path) -> None:
+    board = build_leaderboard([load_run(val_run)], published_dir=PUBLISHED)
+    text = render(board, "md")
+    table_lines = [line for line in text.splitlines() if line.startswith("|")]
+    assert max(len(line) for line in table_lines) <= 120
+    # Every column group repeats Source and Team, and holds every row.
+    headers = [line for line in table_lines if line.startswith("| Source")]
+    assert len(headers) > 1 and all("| Team " in line for line in headers)
+    assert sum(1 for line in table_lines if line.startswith("| measured ")) == 7 * len(headers)
+    # The crashed submission's reason is printed once, under the tables, and marked in its row.
+    reason = "failed: ValueError: output contains NaN"
+    assert text.count(reason) == 1
+    footnote = next(line for line in text.splitlines() if line.endswith(reason))
+    mark = footnote.split()[0]
+    crashed_row = next(
+        line for line in table_lines if "| crashed " in line and "Note" not in line and mark in line
+    )
+    assert reason not in crashed_row
+    assert text.index(footnote) > text.rindex("\n|")
+    single = render(board, "md", width=0)
+    assert sum(1 for line in single.splitlines() if line.startswith("| Source")) == 1
+
+
+# --- the plot: labels that do not overlap, error bars ----------------------------------------------
+
+
+def rendered_labels(figure) -> dict[str, list[tuple[str, Any]]]:
+    """Each panel's point labels with the bounding boxes of their rendered text (leader lines excluded)."""
+    from matplotlib.text import Annotation, Text
+
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    return {
+        axes.get_title(): [
+            (text.get_text(), Text.get_window_extent(text, renderer))
+            for text in axes.texts
+            if isinstance(text, Annotation)
+        ]
+        for axes in figure.axes
+    }
+
+
+def overlapping(labels: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    return [
+        (a, b)
+        for index, (a, box_a) in enumerate(labels)
+        for b, box_b in labels[index + 1 :]
+        if min(box_a.x1, box_b.x1) > max(box_a.x0, box_b.x0)
+        and min(box_a.y1, box_b.y1) > max(box_a.y0, box_b.y0)
+    ]
+
+
+def test_labels_of_the_published_panel_do_not_overlap(val_run: Path) -> None:
+    from harness.leaderboard.plot import draw_figure
+
+    for runs in ([], [load_run(val_run)]):
+        figure = draw_figure(build_leaderboard(runs, published_dir=PUBLISHED))
+        panels = rendered_labels(figure)
+        published = next(labels for title, labels in panels.items() if "div2k val" in title.lower())
+        names = [name for name, _ in published]
+        # The three labels that used to lie on top of each other are all there, apart.
+        assert {"VMCL_Taobao", "Alpan Team", "Dragon"} <= set(names)
+        assert len(names) >= 40
+        for title, labels in panels.items():
+            assert not overlapping(labels), title
+            frame = next(axes for axes in figure.axes if axes.get_title() == title).get_window_extent()
+            assert all(frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1) for _, box in labels)
+
+
+def test_plot_draws_the_interval_of_a_measured_ratio_as_an_error_bar(tmp_path: Path) -> None:
+    from matplotlib.container import ErrorbarContainer
+
+    from harness.leaderboard.plot import draw_figure
+
+    run = write_run(tmp_path / "new", [with_interval(result("fast", ms=25.0), 0.42, 0.61), BASELINE])
+    figure = draw_figure(build_leaderboard([load_run(run)]))
+    bars = [container for container in figure.axes[0].containers if isinstance(container, ErrorbarContainer)]
+    assert len(bars) == 1
+    (segments,) = bars[0].lines[2]
+    ((x0, y0), (x1, y1)) = segments.get_segments()[0]
+    assert (x0, x1) == pytest.approx((0.42, 0.61)) and y0 == y1 == pytest.approx(29.05)

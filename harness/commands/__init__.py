@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "evaluate",
     "check",
     "leaderboard",
+    "report",
+    "package",
     "summary",
     "data",
     "prune",

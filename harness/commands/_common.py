@@ -11,13 +11,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import harness
 from harness.atomic import write_json_atomic
 from harness.constraints import apply_constraints
 from harness.data import open_dataset
 from harness.errors import HarnessError
+from harness.leaderboard import Leaderboard, RunFile, annotate_published, build_leaderboard
 from harness.protocols import Protocol, load_protocol
 from harness.runner import RunConfig, TimingSettings, evaluate_run, resolve_device
 from harness.submissions import resolve_many, resolve_submission
+from harness.zoo import compare_published
+
+# The published tables ship with the repository, next to the package.
+PUBLISHED_DIR = harness.REPO_ROOT / "results" / "published"
 
 
 def env_path(variable: str) -> Path | None:
@@ -176,3 +182,11 @@ def write_run(run: dict[str, Any], out_dir: Path, json_path: Path | None) -> Pat
     if json_path is not None:
         write_json_atomic(json_path, run)
     return results_path
+
+
+def leaderboard_of(runs: list[RunFile], *, style: str, published: bool) -> Leaderboard:
+    """The leaderboard of ``runs`` in ``style``; with ``published``, the published rows and their corrections."""
+    board = build_leaderboard(runs, style=style, published_dir=PUBLISHED_DIR if published else None)
+    if published and style == "ntire2022":
+        board = annotate_published(board, [(item.team, item.describe()) for item in compare_published()])
+    return board

@@ -6,18 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import harness
 from harness.atomic import write_text_atomic
-from harness.leaderboard import (
-    FORMATS,
-    STYLES,
-    annotate_published,
-    build_leaderboard,
-    load_run,
-    render,
-    write_plot,
-)
-from harness.zoo import compare_published
+from harness.commands._common import leaderboard_of
+from harness.leaderboard import DEFAULT_WIDTH, FORMATS, STYLES, load_run, render, write_plot
 
 NAME = "leaderboard"
 HELP = "Rank run results in the NTIRE 2022 track format or the seed's Table 2, beside the published ones."
@@ -25,9 +16,6 @@ EXAMPLE = (
     "esr leaderboard results/runs/latest --published --style ntire2022 --plot board.png\n"
     "  esr leaderboard --published    (the official table and the check that its ranks are reproduced)"
 )
-
-# The published tables ship with the repository, next to the package.
-PUBLISHED_DIR = harness.REPO_ROOT / "results" / "published"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", choices=FORMATS, default="md", help="output format (default md)")
     parser.add_argument(
+        "--width",
+        type=int,
+        default=DEFAULT_WIDTH,
+        metavar="COLUMNS",
+        help=f"cut md tables into column groups no wider than this (default {DEFAULT_WIDTH}; 0: one table)",
+    )
+    parser.add_argument(
         "--out", type=Path, help="write the table to this file (atomically) instead of stdout"
     )
     parser.add_argument(
@@ -56,11 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     runs = [load_run(path) for path in args.runs]
-    board = build_leaderboard(runs, style=args.style, published_dir=PUBLISHED_DIR if args.published else None)
-    if args.published and args.style == "ntire2022":
-        corrections = [(d.team, d.describe()) for d in compare_published()]
-        board = annotate_published(board, corrections)
-    text = render(board, args.format)
+    board = leaderboard_of(runs, style=args.style, published=args.published)
+    text = render(board, args.format, width=args.width)
     if args.out is not None:
         write_text_atomic(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)

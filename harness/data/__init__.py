@@ -4,7 +4,7 @@ and the built-in `samples`; MATLAB-exact LR where none is shipped.
 Entry point: ``open_dataset(spec, split=..., scale=..., allow_partial=..., cache_dir=...)``.
 """
 
-from harness.data.dataset import DEFAULT_LR_CACHE, LR_ALGORITHM, Dataset, open_dataset
+from harness.data.dataset import DEFAULT_LR_CACHE, LR_ALGORITHM, Dataset, open_dataset, reopen_dataset
 from harness.data.images import IMAGE_EXTENSIONS, read_image, write_png
 from harness.data.layouts import DIV2K_SPLITS, ImagePair, layout_descriptions
 from harness.data.lr import make_lr_folder
@@ -24,5 +24,6 @@ __all__ = [
     "open_dataset",
     "prefetch",
     "read_image",
+    "reopen_dataset",
     "write_png",
 ]

@@ -210,3 +210,37 @@ def open_dataset(
     return Dataset(
         found.name, str(root), found.layout, found.split, scale, found.items, lr_cache_dir=lr_cache
     )
+
+
+def reopen_dataset(description: dict[str, object], *, spec: str | None = None) -> Dataset:
+    """The dataset a run document describes, opened again and checked to hold the same images.
+
+    ``spec`` replaces the recorded folder (the data moved, or the run came from another machine).
+    The content hash must equal the recorded one, so that no SR image is ever paired with, or named
+    after, an image the run did not measure.
+    """
+    name = description.get("name")
+    recorded_path = "samples" if description.get("layout") == "samples" else description.get("path")
+    spec = spec or (recorded_path if isinstance(recorded_path, str) else None)
+    if spec is None:
+        raise HarnessError(f"dataset {name}: the run does not record where its images are; give --data PATH")
+    split = description.get("split")
+    scale = description.get("scale")
+    try:
+        dataset = open_dataset(
+            spec,
+            split=split if isinstance(split, str) else None,
+            scale=scale if isinstance(scale, int) else 4,
+            allow_partial=True,
+        )
+    except HarnessError as error:
+        raise HarnessError(
+            f"{error}; it held the run's dataset {name}: give --data PATH where it is now"
+        ) from None
+    recorded = description.get("content_sha256")
+    if dataset.content_hash() != recorded:
+        raise HarnessError(
+            f"{spec}: not the images the run measured (content sha256 {dataset.content_hash()[:16]}…, the run "
+            f"recorded {str(recorded)[:16]}…); give --data with the folder of dataset {name}"
+        )
+    return dataset

@@ -20,13 +20,14 @@ from harness.errors import HarnessError
 from harness.leaderboard.ntire2022 import build_ntire2022
 from harness.leaderboard.plot import write_plot
 from harness.leaderboard.published import load_official_table, load_seed_table
-from harness.leaderboard.render import FORMATS, render
+from harness.leaderboard.render import DEFAULT_WIDTH, FORMATS, render
 from harness.leaderboard.runs import RunFile, check_comparable, load_run
 from harness.leaderboard.table import Leaderboard
 from harness.leaderboard.table2 import build_table2
 from harness.protocols import Protocol, load_protocol
 
 __all__ = [
+    "DEFAULT_WIDTH",
     "FORMATS",
     "STYLES",
     "Leaderboard",

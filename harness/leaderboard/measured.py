@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.constraints import ConstraintResult, baseline_name, check_constraints, find_baseline, is_valid
+from harness.constraints import ConstraintResult, baseline_name, check_constraints, find_baseline
 from harness.errors import HarnessError
 from harness.leaderboard.runs import RunFile, dataset_label, same_dataset
 from harness.leaderboard.table import PlotPanel
 from harness.protocols import Protocol
+from harness.verdicts import Verdict, interval, overall, record_validity, runtime_constraint
 
 __all__ = ["MeasuredEntry", "describe_measured", "measured_entries", "reference_panel", "run_summary"]
 
@@ -32,8 +33,24 @@ class MeasuredEntry:
         return next(item for item in self.constraints if item.name == name)
 
     @property
-    def valid(self) -> bool:
-        return is_valid(self.constraints)
+    def validity(self) -> Verdict | None:
+        """pass, fail or inconclusive; inconclusive also when the run recorded it so.
+
+        The verdicts are recomputed under the protocol; a result its run could not decide is
+        never shown as valid, whichever harness version recomputes it.
+        """
+        recomputed = overall(item.as_dict() for item in self.constraints)
+        if recomputed == "pass" and record_validity(self.record) == "inconclusive":
+            return "inconclusive"
+        return recomputed
+
+    @property
+    def valid_cell(self) -> bool | str | None:
+        """The Valid column's raw value: True, False, or "inconclusive"."""
+        validity = self.validity
+        if validity == "inconclusive":
+            return validity
+        return None if validity is None else validity == "pass"
 
     @property
     def runtime_ms(self) -> float | None:
@@ -45,6 +62,12 @@ class MeasuredEntry:
     def runtime_ratio(self) -> float | None:
         """Runtime over the baseline's in the same run (None when there is no usable baseline)."""
         return self.verdict("runtime").value
+
+    @property
+    def runtime_interval(self) -> tuple[float, float] | None:
+        """The 95% interval of the runtime ratio: the verdict's, else as the run recorded it (None if neither)."""
+        recorded = runtime_constraint(self.record.get("constraints") or [])
+        return interval(self.verdict("runtime").as_dict()) or interval(recorded)
 
     def number(self, key: str, scale: float = 1.0) -> float | None:
         value = self.record.get(key)

@@ -17,7 +17,7 @@ from harness.leaderboard.measured import MeasuredEntry, describe_measured, measu
 from harness.leaderboard.published import METRIC_COLUMNS, OfficialTable
 from harness.leaderboard.ranking import METRICS, TrackRanks, rank_tracks
 from harness.leaderboard.runs import RunFile
-from harness.leaderboard.table import Column, Leaderboard, combine_panels, frame_of
+from harness.leaderboard.table import Column, Leaderboard, combine_panels, frame_of, interval_cells
 from harness.protocols import Protocol
 
 __all__ = ["COLUMNS", "build_ntire2022"]
@@ -32,14 +32,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("psnr_y", "PSNR Y [dB]", 2),
     Column("psnr_test", "PSNR Test [dB]", 2),
     Column("time_ms", "Time [ms]", 2, "time_rank"),
-    Column("time_ratio", "Time / IMDN", 3),
+    Column("time_ratio", "Time / IMDN", 3, interval=True),
     Column("params_m", "#Params [M]", 3, "params_rank"),
     Column("flops_g", "FLOPs [G]", 2, "flops_rank"),
     Column("acts_m", "#Acts [M]", 2, "acts_rank"),
     Column("mem_mb", "GPU Mem. [MB]", 2, "mem_rank"),
     Column("num_conv", "#Conv", 0),
     Column("valid", "Valid"),
-    Column("note", "Note"),
+    Column("note", "Note", footnote=True),
 )
 
 # Where each ranked metric sits in a row, and the record key and unit divisor it comes from.
@@ -63,7 +63,8 @@ def _measured_row(entry: MeasuredEntry) -> dict[str, Any]:
         "time_ratio": entry.runtime_ratio,
         "mem_mb": entry.number("max_memory_mb"),
         "num_conv": entry.number("num_conv"),
-        "valid": entry.valid,
+        "valid": entry.valid_cell,
+        **interval_cells("time_ratio", entry.runtime_interval),
     }
     for key, (record_key, divisor) in _RECORD_UNITS.items():
         row[key] = entry.number(record_key, divisor)

@@ -1,8 +1,11 @@
-"""PSNR against runtime ratio: labelled points, the constraint lines and the Pareto front.
+"""PSNR against runtime ratio: labelled points, error bars, the constraint lines and the Pareto front.
 
 One panel per PSNR scale (measured data and the published DIV2K-val figures are only drawn on one
 axis when they share it). The x axis is the runtime over the IMDN baseline's, on a log scale, so a
-point left of the vertical line at 1.0 is faster than the baseline, whatever the GPU.
+point left of the vertical line at 1.0 is faster than the baseline, whatever the GPU. A measured
+ratio with a 95% confidence interval gets a horizontal error bar. Every point is labelled, in places
+where labels overlap neither each other nor the markers (:mod:`harness.leaderboard.labels`); in a
+panel of more than ``_LABEL_ALL_UP_TO`` points only measured points and the Pareto front are.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from matplotlib.ticker import FuncFormatter
 
 from harness.atomic import write_bytes_atomic
 from harness.errors import HarnessError
-from harness.leaderboard.table import Leaderboard, PlotPanel
+from harness.leaderboard.labels import Label, place_labels
+from harness.leaderboard.table import Leaderboard, PlotPanel, interval_keys
 
-__all__ = ["pareto_front", "write_plot"]
+__all__ = ["draw_figure", "pareto_front", "plot_png", "write_plot"]
 
 # Above this many points in a panel only measured points and the Pareto front are labelled.
-_LABEL_ALL_UP_TO = 15
+_LABEL_ALL_UP_TO = 60
 _STYLE = {"measured": {"marker": "o", "color": "tab:red"}, "published": {"marker": "s", "color": "tab:blue"}}
 
 
@@ -40,6 +44,8 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 def _points(board: Leaderboard, panel: PlotPanel) -> pd.DataFrame:
     psnr_key, ratio_key = board.plot_keys
     rows = board.rows[board.rows["source"].isin(panel.sources)]
+    low_key, high_key = interval_keys(ratio_key)
+    missing = pd.Series(float("nan"), index=rows.index)
     frame = pd.DataFrame(
         {
             "team": rows["team"],
@@ -47,12 +53,33 @@ def _points(board: Leaderboard, panel: PlotPanel) -> pd.DataFrame:
             "ranked": rows["ranked"].fillna(False).astype(bool),
             "psnr": pd.to_numeric(rows[psnr_key], errors="coerce"),
             "ratio": pd.to_numeric(rows[ratio_key], errors="coerce"),
+            "low": pd.to_numeric(rows[low_key], errors="coerce") if low_key in rows else missing,
+            "high": pd.to_numeric(rows[high_key], errors="coerce") if high_key in rows else missing,
         }
     )
     return frame[frame["psnr"].map(math.isfinite) & (frame["ratio"] > 0)]
 
 
-def _draw(axes: Axes, board: Leaderboard, panel: PlotPanel) -> None:
+def _error_bars(axes: Axes, points: pd.DataFrame) -> None:
+    """Horizontal bars over the 95% interval of each ratio that has one."""
+    with_interval = points[points["low"].notna() & points["high"].notna()]
+    for index, (source, group) in enumerate(with_interval.groupby("source")):
+        color = _STYLE.get(str(source), {"color": "gray"})["color"]
+        axes.errorbar(
+            group["ratio"],
+            group["psnr"],
+            xerr=[group["ratio"] - group["low"], group["high"] - group["ratio"]],
+            fmt="none",
+            ecolor=color,
+            elinewidth=0.8,
+            capsize=2.5,
+            zorder=2,
+            label="95% interval of the ratio" if index == 0 else None,
+        )
+
+
+def _draw(axes: Axes, board: Leaderboard, panel: PlotPanel) -> list[Label]:
+    """Draw one panel; return the labels to place once the figure's layout is fixed (most important first)."""
     points = _points(board, panel)
     ranked = points[points["ranked"]]
     front = pareto_front(list(zip(ranked["ratio"], ranked["psnr"], strict=True)))
@@ -72,15 +99,7 @@ def _draw(axes: Axes, board: Leaderboard, panel: PlotPanel) -> None:
             facecolors=face,
             edgecolors=style["color"],
         )
-        for _, point in group.iterrows():
-            if label_all or source == "measured" or (point["ratio"], point["psnr"]) in on_front:
-                axes.annotate(
-                    str(point["team"]),
-                    (point["ratio"], point["psnr"]),
-                    fontsize=7,
-                    xytext=(3, 3),
-                    textcoords="offset points",
-                )
+    _error_bars(axes, points)
     if front:
         xs = [p[0] for p in front]
         ys = [p[1] for p in front]
@@ -106,9 +125,12 @@ def _draw(axes: Axes, board: Leaderboard, panel: PlotPanel) -> None:
         visible = points[points["psnr"] >= low]
         hidden = len(points) - len(visible)
         axes.set_ylim(low, high)
-        axes.set_xlim(min(visible["ratio"].min(), 1.0) / 1.2, max(visible["ratio"].max(), 1.0) * 1.2)
+        left = pd.concat([visible["ratio"], visible["low"]]).min()  # NaN (no interval) is skipped
+        right = pd.concat([visible["ratio"], visible["high"]]).max()
+        axes.set_xlim(min(left, 1.0) / 1.2, max(right, 1.0) * 1.2)
         if hidden:
             title += f" ({hidden} unranked below {low:.2f} dB not shown)"
+        points = visible
     axes.set_xscale("log")
     low_x, high_x = axes.get_xlim()
     narrow = high_x / low_x < 10  # within a decade, label every minor tick, else only 2, 3 and 5
@@ -121,6 +143,15 @@ def _draw(axes: Axes, board: Leaderboard, panel: PlotPanel) -> None:
     axes.set_title(title, fontsize=9)
     axes.grid(True, which="both", lw=0.3, alpha=0.5)
     axes.legend(fontsize=7, loc="lower right")
+    chosen = [
+        (source != "measured", (ratio, psnr) not in on_front, ratio, str(team), psnr)
+        for team, source, ratio, psnr in zip(
+            points["team"], points["source"], points["ratio"], points["psnr"], strict=True
+        )
+        if label_all or source == "measured" or (ratio, psnr) in on_front
+    ]
+    # Measured points first, then the Pareto front, then the rest, each from left to right.
+    return [Label(team, ratio, psnr) for _, _, ratio, team, psnr in sorted(chosen)]
 
 
 def _nice(value: float) -> bool:
@@ -129,14 +160,37 @@ def _nice(value: float) -> bool:
     return any(abs(mantissa - nice) < 1e-6 for nice in (2, 3, 5))
 
 
-def write_plot(board: Leaderboard, path: str | Path) -> None:
-    """Draw ``board`` to a PNG at ``path`` (written atomically)."""
+def draw_figure(board: Leaderboard) -> Figure:
+    """The plot of ``board``: one panel per PSNR scale, labels placed after the layout is fixed."""
     if not board.panels:
-        raise HarnessError(f"{path}: nothing to plot (no entry with a PSNR and a runtime ratio)")
+        raise HarnessError("nothing to plot (no entry with a PSNR and a runtime ratio)")
     figure = Figure(figsize=(7.5 * len(board.panels), 6), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
+    panels = []
     for index, panel in enumerate(board.panels):
-        _draw(figure.add_subplot(1, len(board.panels), index + 1), board, panel)
+        axes = figure.add_subplot(1, len(board.panels), index + 1)
+        panels.append((axes, _draw(axes, board, panel)))
+    figure.canvas.draw()  # lays the panels out; labels must not move them afterwards
+    figure.set_layout_engine("none")
+    renderer = figure.canvas.get_renderer()
+    for axes, labels in panels:
+        legend = axes.get_legend()
+        avoid = [] if legend is None else [legend.get_window_extent(renderer)]
+        place_labels(axes, labels, renderer, avoid=avoid)
+    return figure
+
+
+def plot_png(board: Leaderboard) -> bytes:
+    """The plot of ``board`` as PNG bytes."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    write_bytes_atomic(path, buffer.getvalue())
+    draw_figure(board).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def write_plot(board: Leaderboard, path: str | Path) -> None:
+    """Draw ``board`` to a PNG at ``path`` (written atomically)."""
+    try:
+        data = plot_png(board)
+    except HarnessError as error:
+        raise HarnessError(f"{path}: {error}") from None
+    write_bytes_atomic(path, data)

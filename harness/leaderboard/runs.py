@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,11 @@ RUN_FILE_NAME = "results.json"
 
 @dataclass(frozen=True)
 class RunFile:
-    """One run document, with the fields the leaderboard relies on checked and pulled out."""
+    """One run document, with the fields the leaderboard relies on checked and pulled out.
+
+    ``metadata`` keeps the rest of the document as written (harness identity, full device
+    fingerprint, timing settings): what a report shows as provenance.
+    """
 
     path: Path
     protocol: str
@@ -34,6 +38,7 @@ class RunFile:
     dataset: dict[str, Any]
     baseline: str | None
     results: tuple[dict[str, Any], ...]
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def document(self) -> dict[str, Any]:
@@ -82,6 +87,7 @@ def load_run(path: str | Path) -> RunFile:
         dataset=dataset,
         baseline=baseline if isinstance(baseline, str) else None,
         results=tuple(results),
+        metadata={key: value for key, value in document.items() if key != "results"},
     )
 
 

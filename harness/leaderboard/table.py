@@ -6,17 +6,43 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-__all__ = ["Column", "Leaderboard", "PlotPanel", "combine_panels", "frame_of"]
+__all__ = [
+    "Column",
+    "Leaderboard",
+    "PlotPanel",
+    "combine_panels",
+    "frame_of",
+    "interval_cells",
+    "interval_keys",
+]
 
 
 @dataclass(frozen=True)
 class Column:
-    """One shown column: the row key, its header, decimals, and the key of a rank printed beside it."""
+    """One shown column: the row key, its header, decimals, and the key of a rank printed beside it.
+
+    ``interval``: the value may have a 95% confidence interval, held under :func:`interval_keys`
+    and shown beside it. ``footnote``: a long text in this column is printed once under the table.
+    """
 
     key: str
     header: str
     decimals: int | None = None
     rank_key: str | None = None
+    interval: bool = False
+    footnote: bool = False
+
+
+def interval_keys(key: str) -> tuple[str, str]:
+    """The row keys of the low and high ends of the interval of the value under ``key``."""
+    return f"{key}_low", f"{key}_high"
+
+
+def interval_cells(key: str, bounds: tuple[float, float] | None) -> dict[str, float | None]:
+    """The row entries holding ``bounds``, the interval of the value under ``key`` (None when absent)."""
+    low, high = bounds if bounds is not None else (None, None)
+    low_key, high_key = interval_keys(key)
+    return {low_key: low, high_key: high}
 
 
 @dataclass(frozen=True)
@@ -54,6 +80,7 @@ def frame_of(rows: list[dict[str, object]], columns: tuple[Column, ...]) -> pd.D
     """Rows as a frame with every shown column and rank column present (missing values are NaN/None)."""
     keys = ["source", "ranked", *(column.key for column in columns)]
     keys += [column.rank_key for column in columns if column.rank_key]
+    keys += [key for column in columns if column.interval for key in interval_keys(column.key)]
     return pd.DataFrame(rows, columns=list(dict.fromkeys(keys)))
 
 

@@ -23,7 +23,7 @@ from harness.leaderboard.measured import (
 )
 from harness.leaderboard.published import OfficialTable
 from harness.leaderboard.runs import RunFile
-from harness.leaderboard.table import Column, Leaderboard, combine_panels, frame_of
+from harness.leaderboard.table import Column, Leaderboard, combine_panels, frame_of, interval_cells
 from harness.protocols import Protocol
 
 __all__ = ["COLUMNS", "DAGGER", "build_table2"]
@@ -37,12 +37,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("test_psnr", "Test PSNR [dB]", 2),
     Column("avg_psnr", "Avg. PSNR [dB]", 2),
     Column("val_time_ms", "Val Time [ms]", 2),
-    Column("val_ratio", "Val Time / IMDN", 3),
+    Column("val_ratio", "Val Time / IMDN", 3, interval=True),
     Column("test_time_ms", "Test Time [ms]", 2),
-    Column("test_ratio", "Test Time / IMDN", 3),
+    Column("test_ratio", "Test Time / IMDN", 3, interval=True),
     Column("params_m", "#Params [M]", 3),
     Column("valid", "Valid"),
-    Column("note", "Note"),
+    Column("note", "Note", footnote=True),
 )
 
 
@@ -77,7 +77,9 @@ def _measured_rows(val: list[MeasuredEntry], test: dict[str, MeasuredEntry]) -> 
             "test_time_ms": None if tested is None else tested.runtime_ms,
             "test_ratio": None if tested is None else tested.runtime_ratio,
             "params_m": entry.number("params", 1e6),
-            "valid": entry.valid,
+            "valid": entry.valid_cell,
+            **interval_cells("val_ratio", entry.runtime_interval),
+            **interval_cells("test_ratio", None if tested is None else tested.runtime_interval),
         }
         problem = entry.problem(("complete", "params", "runtime", "psnr"))
         if problem:

@@ -1,0 +1,85 @@
+"""Reading the verdicts a run document carries, whichever version of the harness wrote it.
+
+A constraint record always has ``passed``; newer runs add ``verdict`` (``pass``, ``fail`` or
+``inconclusive``: the interval of a measured ratio straddles the limit) and, on the runtime
+constraint, ``interval``: the 95% confidence interval of the ratio to the baseline. A record's
+``valid`` is true, false, or null when nothing failed but something is not decided yet. Every
+display (terminal tables, leaderboards, the HTML report, the plot's error bars) reads them through
+this module, so that an old run shows as it always did and an inconclusive one is never shown as valid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+__all__ = [
+    "VALIDITY_LABELS",
+    "Verdict",
+    "format_interval",
+    "interval",
+    "overall",
+    "record_validity",
+    "runtime_constraint",
+    "verdict",
+]
+
+Verdict = Literal["pass", "fail", "inconclusive"]
+_VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "inconclusive")
+
+#: How a record's validity reads in a table's "valid" column.
+VALIDITY_LABELS: dict[Verdict, str] = {"pass": "yes", "fail": "no", "inconclusive": "inconclusive"}
+
+
+def verdict(item: Mapping[str, Any]) -> Verdict:
+    """A constraint record's verdict: its ``verdict`` when it has one, else derived from ``passed``."""
+    value = item.get("verdict")
+    if value in _VERDICTS:
+        return value
+    return "pass" if item.get("passed") else "fail"
+
+
+def overall(items: Iterable[Mapping[str, Any]]) -> Verdict | None:
+    """All verdicts together: fail if one fails, else inconclusive if one is, else pass (None if none)."""
+    found = {verdict(item) for item in items}
+    if not found:
+        return None
+    return "fail" if "fail" in found else "inconclusive" if "inconclusive" in found else "pass"
+
+
+def record_validity(record: Mapping[str, Any]) -> Verdict | None:
+    """A result record's validity; a null ``valid`` beside verdicts is inconclusive, never valid.
+
+    None when the record carries no verdicts at all (a run document without constraints applied).
+    """
+    valid = record.get("valid")
+    if valid is True:
+        return "pass"
+    if valid is False:
+        return "fail"
+    return "inconclusive" if record.get("constraints") else None
+
+
+def runtime_constraint(items: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The runtime constraint's record among ``items`` (its value is the ratio to the baseline)."""
+    return next((item for item in items if item.get("name") == "runtime"), None)
+
+
+def interval(item: Mapping[str, Any] | None) -> tuple[float, float] | None:
+    """The ``interval`` [low, high] of a constraint record, when it has a usable one."""
+    value = None if item is None else item.get("interval")
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        return None
+    low, high = value
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (low, high))
+    if not numbers or not (math.isfinite(low) and math.isfinite(high)) or low > high:
+        return None
+    return float(low), float(high)
+
+
+def format_interval(bounds: tuple[float, float] | None, digits: int = 3) -> str:
+    """``[0.801, 0.856]``, or '' when there is no interval."""
+    if bounds is None:
+        return ""
+    return f"[{bounds[0]:.{digits}f}, {bounds[1]:.{digits}f}]"

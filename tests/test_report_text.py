@@ -1,0 +1,150 @@
+"""Terminal tables of `esr evaluate` and `esr check`: width, footnotes, three-valued verdicts, intervals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.footnotes import Footnotes
+from harness.report import constraint_report, run_summary
+from harness.verdicts import format_interval, interval, overall, record_validity, verdict
+
+LONG_ERROR = "RuntimeError: " + "the submission's forward pass raised deep inside its attention block; " * 5
+
+
+def constraint(name: str, value: float | None, passed: bool, **extra: Any) -> dict[str, Any]:
+    """A constraint record as the run document stores it (old schema unless ``extra`` adds to it)."""
+    return {
+        "name": name,
+        "value": value,
+        "limit": 1.0,
+        "operator": "<=",
+        "passed": passed,
+        "kind": "relative",
+        "unit": "x baseline",
+        "note": "",
+        **extra,
+    }
+
+
+def record(name: str, *, status: str = "ok", valid: bool | None = True, **extra: Any) -> dict[str, Any]:
+    ok = status == "ok"
+    return {
+        "submission": name,
+        "status": status,
+        "error": None if ok else LONG_ERROR,
+        "cached": False,
+        "psnr_rgb": 30.2926 if ok else None,
+        "psnr_y": 32.1857 if ok else None,
+        "ssim_y": 0.89418 if ok else None,
+        "runtime_ms": {"mean": 24.5} if ok else None,
+        "max_memory_mb": 120.5 if ok else None,
+        "params": 790496 if ok else None,
+        "flops": 51757711360 if ok else None,
+        "valid": valid,
+        "constraints": [constraint("runtime", 0.83 if ok else None, ok)],
+        **extra,
+    }
+
+
+def run_document(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "dataset": {"name": "DIV2K", "split": "val", "num_images": 100, "scale": 4},
+        "device": {"gpu_name": "NVIDIA H200", "device_type": "cuda"},
+        "timing": {"device": "cuda"},
+        "protocol": "ntire2022",
+        "protocol_version": 1,
+        "baseline": "imdn_baseline",
+        "results": results,
+    }
+
+
+INCONCLUSIVE_RUNTIME = constraint(
+    "runtime",
+    0.97,
+    False,
+    verdict="inconclusive",
+    interval=[0.91, 1.04],
+    note="mean 24.50 ms / imdn_baseline 25.26 ms over 5 interleaved rounds; the 95% interval straddles 1.0",
+)
+
+
+def test_run_summary_fits_120_columns_and_prints_a_failure_once_under_the_table() -> None:
+    new_style = record(
+        "ntire2022:ByteESR",
+        valid=None,
+        constraints=[constraint("params", 433448, True), INCONCLUSIVE_RUNTIME],
+    )
+    text = run_summary(
+        run_document([record("clb_imdn"), new_style, record("broken", status="failed", valid=False)])
+    )
+    lines = text.splitlines()
+    table_end = next(i for i, line in enumerate(lines) if line.startswith("x baseline:"))
+    assert max(len(line) for line in lines[:table_end]) <= 120, text
+    assert text.count(LONG_ERROR) == 1
+    assert lines.index(f"FAILED broken: {LONG_ERROR}") > table_end
+    row = next(line for line in lines if line.startswith("ntire2022:ByteESR"))
+    assert row.endswith("inconclusive") and "0.970 [0.910, 1.040]" in row
+    assert next(line for line in lines if line.startswith("broken")).endswith("failed")
+    assert "x baseline [95% CI]" in lines[1]
+    clb = next(line for line in lines if line.startswith("clb_imdn"))
+    assert clb.endswith("yes") and "0.830" in clb and "[" not in clb  # an old record: no interval
+
+
+def test_run_summary_of_an_old_cpu_run_drops_the_columns_it_has_no_values_for() -> None:
+    old = record("clb_imdn", max_memory_mb=None, cached=True)
+    document = run_document([old]) | {"timing": {"device": "cpu"}}
+    text = run_summary(document)
+    header = text.splitlines()[1]
+    assert "mem MB" not in header and "CI" not in header and header.split()[-1] == "valid"
+    assert "Reused from the cache (timed together by an earlier command): clb_imdn." in text
+
+
+def test_constraint_report_shows_three_verdicts_the_interval_and_footnotes() -> None:
+    item = record(
+        "clb_imdn",
+        valid=None,
+        constraints=[constraint("params", 790496, True), INCONCLUSIVE_RUNTIME],
+    )
+    text = constraint_report(item)
+    lines = text.splitlines()
+    assert lines[0].startswith("clb_imdn: INCONCLUSIVE")
+    runtime = next(line for line in lines if line.startswith("runtime"))
+    assert "INCONCLUSIVE" in runtime and "[0.910, 1.040]" in runtime and runtime.endswith("[1]")
+    assert lines[-1] == f"[1] {INCONCLUSIVE_RUNTIME['note']}"
+    assert text.count(INCONCLUSIVE_RUNTIME["note"]) == 1
+    assert max(len(line) for line in lines[:-1]) <= 120
+
+
+def test_constraint_report_of_an_old_record_derives_the_verdict_from_passed() -> None:
+    failed = record("broken", status="failed", valid=False)
+    failed["constraints"] = [
+        constraint("complete", 0, False, note=f"status failed: {LONG_ERROR}"),
+        constraint("params", 1, True),
+    ]
+    text = constraint_report(failed)
+    assert text.splitlines()[0] == "broken: NOT VALID"
+    assert "FAIL" in text and "PASS" in text and "CI" not in text
+    assert text.count(LONG_ERROR) == 1
+
+
+def test_verdicts_read_old_and_new_records() -> None:
+    assert verdict({"passed": True}) == "pass" and verdict({"passed": False}) == "fail"
+    assert verdict({"passed": False, "verdict": "inconclusive"}) == "inconclusive"
+    assert overall([{"passed": True}, {"verdict": "inconclusive"}]) == "inconclusive"
+    assert overall([{"verdict": "fail"}, {"verdict": "inconclusive"}]) == "fail"
+    assert overall([]) is None
+    # A null `valid` beside verdicts is inconclusive, never valid; without verdicts there is no validity.
+    assert record_validity({"valid": None, "constraints": [{"passed": True}]}) == "inconclusive"
+    assert record_validity({"valid": None}) is None and record_validity({"valid": True}) == "pass"
+    assert interval({"interval": [0.5, 0.75]}) == (0.5, 0.75)
+    assert interval({"interval": [0.9, 0.8]}) is None and interval({"interval": "x"}) is None
+    assert interval({}) is None and format_interval(None) == ""
+    assert format_interval((0.5, 0.75), 2) == "[0.50, 0.75]"
+
+
+def test_footnotes_number_long_texts_once() -> None:
+    notes = Footnotes(inline_up_to=5)
+    assert notes.mark("short") == "short"
+    assert notes.mark("a longer text") == "[1]" and notes.mark("another long one") == "[2]"
+    assert notes.mark("a longer text") == "[1]"
+    assert notes.lines() == ["[1] a longer text", "[2] another long one"]
