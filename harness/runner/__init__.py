@@ -24,6 +24,7 @@ others carry on and are still ranked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import statistics
@@ -41,7 +42,7 @@ from tqdm import tqdm
 from harness.errors import HarnessError
 from harness.provenance import harness_identity
 from harness.runner import messages as msg
-from harness.runner.cache import ResultCache, cache_key
+from harness.runner.cache import PartialSlot, ResultCache, cache_key
 from harness.runner.process import WorkerLost, WorkerProcess
 from harness.runner.shared_data import SharedSplit, share_dataset
 from harness.runner.worker import METRIC_KEYS
@@ -129,6 +130,7 @@ class _Entry:
     weights: ResolvedWeights | None = None
     key: str | None = None
     complete: dict[str, Any] | None = None  # a complete cached record
+    slot: PartialSlot | None = None  # where this run checkpoints the accuracy pass
     state: dict[str, Any] = field(default_factory=dict)  # accuracy pass: per image, first call, memory
     worker: WorkerProcess | None = None
     loaded: msg.Loaded | None = None
@@ -247,7 +249,8 @@ class _Coordinator:
             if entry.complete is not None and self._images_missing(entry):
                 entry.complete = None  # images were asked for: the accuracy pass runs again
             if entry.complete is None:
-                entry.state = self.cache.load_partial(entry.key) or _empty_state()
+                entry.slot = self.cache.open_partial(entry.key)
+                entry.state = entry.slot.state or _empty_state()
 
     def _images_missing(self, entry: _Entry) -> bool:
         folder = self.config.save_images_dir
@@ -309,11 +312,15 @@ class _Coordinator:
             if isinstance(reply, msg.Loaded):
                 entry.loaded = reply
 
-    def close_workers(self) -> None:
+    def close(self) -> None:
+        """Stop every worker and let go of the partial slots still held (kept for a later resume)."""
         for entry in self.entries:
             if entry.worker is not None:
                 entry.worker.close()
                 entry.worker = None
+            if entry.slot is not None:
+                entry.slot.release(remove=False)
+                entry.slot = None
 
     # -- accuracy pass --------------------------------------------------------------------------
 
@@ -335,7 +342,7 @@ class _Coordinator:
 
                 def checkpoint(scored: msg.ImageScored) -> None:
                     state["per_image"].append(scored.record)
-                    self.cache.save_partial(entry.key, state)  # type: ignore[arg-type]
+                    entry.slot.save(state)  # type: ignore[union-attr]
                     bar.update(1)
 
                 request = msg.Accuracy(indices=todo, time_first_call=not done)
@@ -354,7 +361,7 @@ class _Coordinator:
             if not isinstance(reply, msg.ComplexityCounted):
                 return
             state["complexity"] = reply.counts
-        self.cache.save_partial(entry.key, state)
+        entry.slot.save(state)  # type: ignore[union-attr]
 
     # -- performance pass -----------------------------------------------------------------------
 
@@ -452,30 +459,32 @@ class _Coordinator:
         }
         assert entry.key is not None
         self.cache.save_complete(entry.key, record)
+        if entry.slot is not None:
+            entry.slot.release(remove=True)
+            entry.slot = None
         return {**record, "cached": False}
 
     # -- the whole run --------------------------------------------------------------------------
 
     def run(self) -> tuple[list[dict[str, Any]], list[str]]:
         """The records in order, and the names of cached results that were timed again."""
-        self.identify()
-        if self.all_cached_together() or not any(entry.ok for entry in self.entries):
-            return [self.record(entry) for entry in self.entries], []
-        retimed = [entry.name for entry in self.entries if entry.ok and entry.complete is not None]
-        self.split = share_dataset(
-            self.dataset, self.description["content_sha256"], self.config.cache_dir / "decoded"
-        )
-        with tempfile.TemporaryDirectory(prefix="esr-workers-") as scratch:
+        with contextlib.ExitStack() as stack:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="esr-workers-"))
+            stack.callback(self.close)  # runs first: workers stop before their log folder goes
             self.logs = self.logs or Path(scratch)
-            try:
-                self.start_workers()
-                for entry in self.entries:
-                    if entry.ok and entry.complete is None:
-                        self.accuracy_pass(entry)
-                self.performance_pass()
-                return [self.record(entry) for entry in self.entries], retimed
-            finally:
-                self.close_workers()
+            self.identify()
+            if self.all_cached_together() or not any(entry.ok for entry in self.entries):
+                return [self.record(entry) for entry in self.entries], []
+            retimed = [entry.name for entry in self.entries if entry.ok and entry.complete is not None]
+            self.split = share_dataset(
+                self.dataset, self.description["content_sha256"], self.config.cache_dir / "decoded"
+            )
+            self.start_workers()
+            for entry in self.entries:
+                if entry.ok and entry.complete is None:
+                    self.accuracy_pass(entry)
+            self.performance_pass()
+            return [self.record(entry) for entry in self.entries], retimed
 
 
 def evaluate_run(

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -309,6 +311,7 @@ def serve(connection: Any, log_path: str) -> None:
     os.dup2(log.fileno(), 2)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     worker = SubmissionWorker()
     while True:
         request = connection.recv()
@@ -320,6 +323,13 @@ def serve(connection: Any, log_path: str) -> None:
         except Exception:  # a reply that cannot be sent (unpicklable result): say so in the log
             traceback.print_exc()
             connection.send(msg.Failed(f"worker: could not answer {type(request).__name__}"))
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """End this process once its parent is gone (the coordinator was killed), even mid-forward."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def log_tail(path: Path, lines: int = 1) -> str:
