@@ -17,6 +17,7 @@ from harness.constraints import apply_constraints
 from harness.data import open_dataset
 from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard, RunFile, annotate_published, build_leaderboard
+from harness.metrics.fidelity import WINDOW_SIZE as SSIM_WINDOW
 from harness.protocols import Protocol, load_protocol
 from harness.runner import RunConfig, TimingSettings, evaluate_run, resolve_device
 from harness.submissions import resolve_many, resolve_submission
@@ -145,7 +146,11 @@ def run_evaluation(
     device = resolve_device(args.device)
     timing = _timing_settings(args, protocol)
     dataset = open_dataset(
-        args.data, split=args.split, scale=protocol.scale, allow_partial=args.allow_partial
+        args.data,
+        split=args.split,
+        scale=protocol.scale,
+        allow_partial=args.allow_partial,
+        min_hr_side=2 * protocol.border + SSIM_WINDOW,
     )
     config = RunConfig(
         protocol_name=protocol.name,

@@ -167,15 +167,22 @@ def _check_sizes(item: ImagePair, lr: np.ndarray, hr: np.ndarray, scale: int) ->
         raise _size_mismatch(item, (lr.shape[1], lr.shape[0]), (hr.shape[1], hr.shape[0]), scale)
 
 
-def _check_headers(items: tuple[ImagePair, ...], scale: int) -> None:
-    """Fail before a long run: every file opens, is 8-bit, and LR x scale fits the HR."""
+def _check_headers(items: tuple[ImagePair, ...], scale: int, min_hr_side: int) -> None:
+    """Fail before a long run: every file opens, is 8-bit, LR x scale fits the HR, and the HR (or
+    LR x scale) keeps at least ``min_hr_side`` pixels per side once cropped to the scale."""
     for item in items:
         lr_wh = image_size(item.lr_path) if item.lr_path is not None else None
         hr_wh = image_size(item.hr_path) if item.hr_path is not None else None
-        if lr_wh and hr_wh:
-            cropped = (hr_wh[0] - hr_wh[0] % scale, hr_wh[1] - hr_wh[1] % scale)
-            if (lr_wh[0] * scale, lr_wh[1] * scale) != cropped:
-                raise _size_mismatch(item, lr_wh, cropped, scale)
+        cropped = (hr_wh[0] - hr_wh[0] % scale, hr_wh[1] - hr_wh[1] % scale) if hr_wh else None
+        if lr_wh and cropped and (lr_wh[0] * scale, lr_wh[1] * scale) != cropped:
+            raise _size_mismatch(item, lr_wh, cropped, scale)
+        size = cropped or (lr_wh[0] * scale, lr_wh[1] * scale)  # type: ignore[index]
+        if min(size) < min_hr_side:
+            path = item.hr_path or item.lr_path
+            raise HarnessError(
+                f"{path}: image too small: {size[0]}x{size[1]} at HR size, the metrics need at least "
+                f"{min_hr_side} pixels per side"
+            )
 
 
 def open_dataset(
@@ -185,12 +192,15 @@ def open_dataset(
     scale: int = 4,
     allow_partial: bool = False,
     cache_dir: Path | None = None,
+    min_hr_side: int = 1,
 ) -> Dataset:
     """Open ``spec`` ("samples" or a dataset folder of any known layout) for x``scale`` SR.
 
     ``split`` chooses DIV2K val (default, 0801-0900) or test (0901-1000); other datasets have
     no split (None or "val" accepted). A DIV2K split with other than 100 images is refused
-    unless ``allow_partial``. ``cache_dir`` holds LR images made from HR-only folders.
+    unless ``allow_partial``. ``cache_dir`` holds LR images made from HR-only folders. An image
+    whose HR (or LR x scale) has fewer than ``min_hr_side`` pixels on a side is refused (the
+    metrics' border and window need that many).
     """
     check_scale(scale)
     if spec == "samples":
@@ -204,7 +214,7 @@ def open_dataset(
         raise HarnessError(f"{spec}: is a file; give the dataset folder")
     root = root.resolve()
     found = detect(root, split=split, scale=scale, allow_partial=allow_partial)
-    _check_headers(found.items, scale)
+    _check_headers(found.items, scale, min_hr_side)
     generated = any(item.lr_path is None for item in found.items)
     lr_cache = (cache_dir or DEFAULT_LR_CACHE) if generated else None
     return Dataset(

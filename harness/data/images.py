@@ -9,7 +9,9 @@ PNGs to 8 bits without a word).
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +29,22 @@ _DEEP_MODES = frozenset({"I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;32", "I
 
 
 def is_image_file(path: Path) -> bool:
-    """True for a file whose extension is one of IMAGE_EXTENSIONS (any case); others are ignored."""
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+    """True for a file whose extension is one of IMAGE_EXTENSIONS (any case); others are ignored.
+
+    A symbolic link named like an image that leads nowhere (dangling, or a loop) is an error, not a
+    file to skip: the dataset would silently lose an image.
+    """
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return False
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python 3.11 reports a loop so
+            raise HarnessError(f"{path}: symbolic link loop") from None
+        except OSError as error:
+            reason = "symbolic link loop" if error.errno == errno.ELOOP else "symbolic link to nothing"
+            raise HarnessError(f"{path}: {reason} ({os.readlink(path)})") from None
+    return path.is_file()
 
 
 def _open(path: Path, data: bytes | None) -> Image.Image:

@@ -224,26 +224,30 @@ class _Coordinator:
             "harness": harness_identity(),
         }
 
-    def identify(self) -> None:
-        """Verify each submission's weights and look up its cached results."""
-        config = self.config
+    def verify_weights(self) -> None:
+        """Find and verify each submission's weights (downloading them when needed).
+
+        Weights that cannot be found or do not match their sha256 are a bad input, not a faulty
+        submission: the HarnessError stops the run before anything is measured (exit 2).
+        """
         for entry in self.entries:
-            try:
-                if entry.submission.needs_cuda and config.device.type != "cuda":
-                    raise HarnessError(
-                        f"{entry.name}: its code needs a CUDA GPU; evaluate it with --device cuda"
-                    )
-                entry.weights = resolve_weights(
-                    entry.submission,
-                    explicit=entry.weights_argument,
-                    model_zoo=config.model_zoo,
-                    cache_dir=config.weights_cache_dir,
-                )
-                entry.key = cache_key(self._cache_identity(entry))
-            except HarnessError as error:
-                entry.failure = str(error)
+            if entry.submission.needs_cuda and self.config.device.type != "cuda":
+                entry.failure = f"{entry.name}: its code needs a CUDA GPU; evaluate it with --device cuda"
                 continue
-            if config.force:
+            entry.weights = resolve_weights(
+                entry.submission,
+                explicit=entry.weights_argument,
+                model_zoo=self.config.model_zoo,
+                cache_dir=self.config.weights_cache_dir,
+            )
+
+    def look_up_cache(self) -> None:
+        """Each submission's cache key; its complete result, or the partial slot this run fills."""
+        for entry in self.entries:
+            if not entry.ok:
+                continue
+            entry.key = cache_key(self._cache_identity(entry))
+            if self.config.force:
                 self.cache.forget(entry.key)
             entry.complete = self.cache.load_complete(entry.key)
             if entry.complete is not None and self._images_missing(entry):
@@ -318,8 +322,8 @@ class _Coordinator:
             if entry.worker is not None:
                 entry.worker.close()
                 entry.worker = None
-            if entry.slot is not None:
-                entry.slot.release(remove=False)
+            if entry.slot is not None:  # kept for a later resume when it holds work
+                entry.slot.release(remove=not entry.state.get("per_image"))
                 entry.slot = None
 
     # -- accuracy pass --------------------------------------------------------------------------
@@ -346,7 +350,7 @@ class _Coordinator:
                     bar.update(1)
 
                 request = msg.Accuracy(indices=todo, time_first_call=not done)
-                reply = self._ask(entry, request, f"the accuracy pass ({entry.name})", on_progress=checkpoint)
+                reply = self._ask(entry, request, "the accuracy pass", on_progress=checkpoint)
                 if not isinstance(reply, msg.AccuracyDone):
                     return
                 if reply.first_call_ms is not None:
@@ -472,13 +476,15 @@ class _Coordinator:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="esr-workers-"))
             stack.callback(self.close)  # runs first: workers stop before their log folder goes
             self.logs = self.logs or Path(scratch)
-            self.identify()
-            if self.all_cached_together() or not any(entry.ok for entry in self.entries):
-                return [self.record(entry) for entry in self.entries], []
-            retimed = [entry.name for entry in self.entries if entry.ok and entry.complete is not None]
+            # Bad weights or a bad dataset file are errors (exit 2) before anything is cached or run.
+            self.verify_weights()
             self.split = share_dataset(
                 self.dataset, self.description["content_sha256"], self.config.cache_dir / "decoded"
             )
+            self.look_up_cache()
+            if self.all_cached_together() or not any(entry.ok for entry in self.entries):
+                return [self.record(entry) for entry in self.entries], []
+            retimed = [entry.name for entry in self.entries if entry.ok and entry.complete is not None]
             self.start_workers()
             for entry in self.entries:
                 if entry.ok and entry.complete is None:

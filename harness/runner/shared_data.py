@@ -5,12 +5,16 @@ Y planes. The coordinator decodes each image once (on a few threads, before any 
 corrupt file is one error before anything is measured) and writes LR, HR and Y as ``.npy`` files;
 each worker maps them read-only, so the operating system keeps one copy in its page cache however
 many workers read them. The folder is named after the dataset's content hash and reused by later
-runs on the same data; it is complete only once its ``index.json`` exists (written last).
+runs on the same data. It is decoded into a temporary folder that is renamed into place once whole,
+so a bad image (an error before anything is measured) or a killed run leaves nothing behind, and
+two runs decoding the same data at once both end with the same complete folder.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,8 +105,28 @@ def share_dataset(
     existing = _read_index(folder)
     if existing is not None:
         return existing
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
+    try:
+        _decode_into(scratch, samples, content_sha256)
+        try:
+            scratch.rename(folder)
+        except OSError:  # another run finished the same folder first (or a broken one is in the way)
+            if _read_index(folder) is None:
+                shutil.rmtree(folder, ignore_errors=True)
+                scratch.rename(folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    shared = _read_index(folder)
+    assert shared is not None
+    return shared
+
+
+def _decode_into(
+    folder: Path, samples: Iterable[tuple[str, np.ndarray, np.ndarray | None]], content_sha256: str
+) -> None:
+    """Write every sample's arrays into ``folder``, then its ``index.json``."""
     entries: list[dict[str, Any]] = []
-    images = []
     for index, (name, lr, hr) in enumerate(samples):
         stem = f"{index:05d}"
         image = SharedImage(
@@ -115,7 +139,6 @@ def share_dataset(
         if hr is not None:
             _save(image.hr, hr)  # type: ignore[arg-type]
             _save(image.hr_y, rgb_to_y(hr))  # type: ignore[arg-type]
-        images.append(image)
         entries.append(
             {
                 "name": name,
@@ -125,4 +148,3 @@ def share_dataset(
             }
         )
     write_json_atomic(folder / "index.json", {"content_sha256": content_sha256, "images": entries})
-    return SharedSplit(folder, tuple(images))

@@ -42,6 +42,8 @@ from harness.submissions.building import summarise_exception
 from harness.timing import PeakMemory, Timer, make_timer, time_call, warm_up
 
 METRIC_KEYS = ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y")
+# How torch's CPU allocator says it ran out (a RuntimeError, not an OutOfMemoryError).
+_CPU_ALLOCATION_FAILED = "DefaultCPUAllocator: can't allocate memory"
 
 
 class SubmissionFailure(Exception):
@@ -74,7 +76,7 @@ def torch_settings() -> dict[str, Any]:
 def failure_reason(error: BaseException) -> str:
     """One line for a submission's failure: out-of-memory and our own errors as they are, else the
     exception type, message and where in the team's code it was raised."""
-    if isinstance(error, torch.cuda.OutOfMemoryError):
+    if isinstance(error, torch.cuda.OutOfMemoryError) or _CPU_ALLOCATION_FAILED in str(error):
         return f"out of memory: {str(error).splitlines()[0]}"
     if isinstance(error, HarnessError | SubmissionFailure):
         return str(error)
