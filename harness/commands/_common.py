@@ -19,8 +19,9 @@ from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard, RunFile, annotate_published, build_leaderboard
 from harness.metrics.fidelity import WINDOW_SIZE as SSIM_WINDOW
 from harness.protocols import Protocol, load_protocol
-from harness.runner import RunConfig, TimingSettings, evaluate_run, resolve_device
+from harness.runner import RunConfig, TimingSettings, evaluate_run
 from harness.submissions import resolve_many, resolve_submission
+from harness.timing import resolve_device
 from harness.zoo import compare_published
 
 # The published tables ship with the repository, next to the package.

@@ -8,7 +8,7 @@ from pathlib import Path
 from harness.atomic import write_text_atomic
 from harness.commands._common import add_weights_source_options, add_zoo_option, leaderboard_of
 from harness.leaderboard import STYLES, load_run
-from harness.runner import resolve_device
+from harness.timing import resolve_device
 from harness.webreport import ReportSettings, build_report, parse_crop
 
 NAME = "report"

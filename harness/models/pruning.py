@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from harness.errors import HarnessError
-from harness.metrics import psnr, to_tensor, to_uint8
+from harness.metrics import score_output, to_tensor
 from harness.models.imdn import IMDN
 
 _BLOCK_KEY = re.compile(r"^model\.1\.sub\.(\d+)\.(.+)$")
@@ -114,6 +114,14 @@ def _load_imdn(state_dict: Mapping[str, torch.Tensor], device: str | torch.devic
     return model.to(device).eval()
 
 
+def _psnr(out: torch.Tensor, hr: np.ndarray, *, input_range: float, border: int) -> float:
+    """RGB PSNR of a network output, made uint8 and scored as the evaluation does it."""
+    _, scores = score_output(
+        out, hr, input_range=input_range, border=border, psnr_only=True, keep_pixels=False
+    )
+    return float(scores["psnr_rgb"])  # type: ignore[arg-type]
+
+
 @torch.no_grad()
 def calibration_psnr(
     state_dict: Mapping[str, torch.Tensor],
@@ -126,8 +134,8 @@ def calibration_psnr(
     model = _load_imdn(state_dict, device)
     values = []
     for image in images:
-        sr = to_uint8(model(to_tensor(image.lr, input_range).to(device)), input_range)
-        values.append(psnr(sr, image.hr, border=model.upscale))
+        out = model(to_tensor(image.lr, input_range).to(device))
+        values.append(_psnr(out, image.hr, input_range=input_range, border=model.upscale))
     return float(np.mean(values))
 
 
@@ -205,8 +213,8 @@ class _BlockSubsets:
 
     def _finish(self, index: int, features: torch.Tensor) -> float:
         head = self.heads[index]
-        sr = to_uint8(self.upsampler(head + self.body_end(features)), self.input_range)
-        return psnr(sr, self.images[index].hr, border=self.border)
+        out = self.upsampler(head + self.body_end(features))
+        return _psnr(out, self.images[index].hr, input_range=self.input_range, border=self.border)
 
     @torch.no_grad()
     def psnr_without(self, kept: Sequence[int]) -> tuple[float, dict[int, float]]:

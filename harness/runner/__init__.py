@@ -40,12 +40,12 @@ import torch
 from tqdm import tqdm
 
 from harness.errors import HarnessError
+from harness.metrics import METRIC_KEYS
 from harness.provenance import harness_identity
 from harness.runner import messages as msg
 from harness.runner.cache import PartialSlot, ResultCache, cache_key
 from harness.runner.process import WorkerLost, WorkerProcess
 from harness.runner.shared_data import SharedSplit, share_dataset
-from harness.runner.worker import METRIC_KEYS
 from harness.submissions import ResolvedWeights, Submission, model_source_digest, resolve_weights
 from harness.timing import RuntimeStats, device_fingerprint, fingerprint_id, nvml_snapshot
 from harness.timing.rounds import round_orders, turn_order
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from harness.data import Dataset
 
 
-__all__ = ["RunConfig", "TimingSettings", "evaluate_run", "resolve_device"]
+__all__ = ["RunConfig", "TimingSettings", "evaluate_run", "worker_threads"]
 
 
 @dataclass(frozen=True)
@@ -107,17 +107,6 @@ def worker_threads(requested: int | None, device: torch.device) -> int:
         return requested
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return cores if device.type == "cuda" else max(1, cores // 2)
-
-
-def resolve_device(requested: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without a GPU is an error, not a fallback."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise HarnessError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    if requested != "cpu" and not requested.startswith("cuda"):
-        raise HarnessError(f"--device {requested}: expected auto, cpu, cuda or cuda:N")
-    return torch.device(requested)
 
 
 @dataclass
@@ -246,7 +235,11 @@ class _Coordinator:
         for entry in self.entries:
             if not entry.ok:
                 continue
-            entry.key = cache_key(self._cache_identity(entry))
+            try:
+                entry.key = cache_key(self._cache_identity(entry))
+            except HarnessError as error:  # its model source cannot be read: the submission's fault
+                entry.failure = str(error)
+                continue
             if self.config.force:
                 self.cache.forget(entry.key)
             entry.complete = self.cache.load_complete(entry.key)

@@ -25,6 +25,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,14 @@ import torch
 from harness.complexity import count_complexity
 from harness.data import write_png
 from harness.errors import HarnessError
-from harness.metrics import fidelity, fidelity_tensor, to_tensor, to_uint8, to_uint8_tensor
+from harness.metrics import score_output, to_tensor
 from harness.runner import messages as msg
 from harness.runner.forward import forward
 from harness.submissions import LoadedModel, load_resolved
 from harness.submissions.building import summarise_exception
 from harness.timing import PeakMemory, Timer, make_timer, time_call, warm_up
 
-METRIC_KEYS = ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y")
+Scored = tuple[np.ndarray | None, dict[str, Any]]  # the uint8 SR pixels (when kept) and the scores
 # How torch's CPU allocator says it ran out (a RuntimeError, not an OutOfMemoryError).
 _CPU_ALLOCATION_FAILED = "DefaultCPUAllocator: can't allocate memory"
 
@@ -179,11 +180,9 @@ class SubmissionWorker:
 
     def accuracy(self, request: msg.Accuracy) -> Iterator[msg.Reply]:
         """Score each image; when one fails, the images already done are still reported first."""
-        load = self.request
-        assert load is not None
         first_call_ms: float | None = None
         peak_mb: float | None = None
-        pending: list[tuple[int, Future[dict[str, Any]]]] = []
+        pending: list[tuple[int, Future[Scored]]] = []
         writes: list[Future[None]] = []
         failure: Exception | None = None
         with (
@@ -193,37 +192,46 @@ class SubmissionWorker:
             try:
                 for position, index in enumerate(request.indices):
                     cold = position == 0 and request.time_first_call
-                    scores, sr_pixels, elapsed_ms, peak = self._one_image(index, cold, scorer)
+                    scored, elapsed_ms, peak = self._one_image(index, cold, scorer)
                     first_call_ms = elapsed_ms if cold else first_call_ms
                     peak_mb = peak_mb if peak is None else max(peak, peak_mb or 0.0)
-                    pending.append((index, scores))
-                    if load.save_images_dir is not None:
-                        path = load.save_images_dir / f"{load.split.images[index].name}.png"
-                        writes.append(writer.submit(write_png, path, sr_pixels))
+                    pending.append((index, scored))
                     # Keep at most one image's scoring running beside the next forward pass.
                     while pending and (pending[0][1].done() or len(pending) > 1):
-                        yield self._scored(*pending.pop(0))
+                        yield self._report(*pending.pop(0), writer, writes)
             except Exception as error:  # noqa: BLE001 - reported after the images already done
                 failure = error
             while pending:
-                yield self._scored(*pending.pop(0))
+                yield self._report(*pending.pop(0), writer, writes)
             for write in writes:
                 write.result()
         if failure is not None:
             raise failure
         yield msg.AccuracyDone(first_call_ms=first_call_ms, max_memory_mb=peak_mb)
 
+    def _report(
+        self, index: int, scored: Future[Scored], writer: ThreadPoolExecutor, writes: list[Future[None]]
+    ) -> msg.ImageScored:
+        """The reply for one scored image; its PNG is written on the writer thread when asked for."""
+        load = self.request
+        assert load is not None
+        pixels, scores = scored.result()
+        name = load.split.images[index].name
+        if load.save_images_dir is not None:
+            writes.append(writer.submit(write_png, load.save_images_dir / f"{name}.png", pixels))
+        return msg.ImageScored(index=index, record={"name": name, **scores})
+
     def _one_image(
         self, index: int, cold: bool, scorer: ThreadPoolExecutor
-    ) -> tuple[Future[dict[str, Any]], np.ndarray | None, float | None, float | None]:
+    ) -> tuple[Future[Scored], float | None, float | None]:
         """Forward image ``index`` once (timed when ``cold``) and start scoring it.
 
-        Returns the scores (a future), the uint8 SR pixels on the host when images are saved or
-        scored there, the cold call's milliseconds and the peak device memory of the forward pass.
+        Returns the SR pixels and scores (a future), the cold call's milliseconds and the peak device
+        memory of the forward pass.
         """
         load = self.request
         assert load is not None and self.timer is not None
-        submission = load.submission
+        submission, split = load.submission, load.split
         lr = self._input(index)
         memory = PeakMemory(self.device)
         memory.reset()
@@ -233,35 +241,23 @@ class SubmissionWorker:
         else:
             sr = self._forward(lr)()
         peak = memory.peak_mb()
-        check_output(sr, lr, submission.scale, load.split.images[index].name)
+        check_output(sr, lr, submission.scale, split.images[index].name)
+        del lr
+        score = partial(
+            score_output,
+            sr,
+            split.hr(index),
+            input_range=submission.input_range,
+            border=load.border,
+            hr_y=split.hr_y(index),
+            keep_pixels=load.save_images_dir is not None,
+        )
         if self.device.type == "cuda":
-            sr_u8 = to_uint8_tensor(sr, submission.input_range)
-            del sr, lr  # scoring allocates on the device too; only the forward pass's peak counts
-            scores = _done(self._score_on_device(sr_u8, index))
-            sr_pixels = sr_u8.permute(1, 2, 0).cpu().numpy() if load.save_images_dir else None
-            return scores, sr_pixels, elapsed_ms, peak
-        sr_pixels = to_uint8(sr, submission.input_range)
-        return scorer.submit(self._score_on_host, sr_pixels, index), sr_pixels, elapsed_ms, peak
-
-    def _scored(self, index: int, scores: Future[dict[str, Any]]) -> msg.ImageScored:
-        record = {"name": self.request.split.images[index].name, **scores.result()}  # type: ignore[union-attr]
-        return msg.ImageScored(index=index, record=record)
-
-    def _score_on_host(self, sr: np.ndarray, index: int) -> dict[str, Any]:
-        split, border = self.request.split, self.request.border  # type: ignore[union-attr]
-        hr = split.hr(index)
-        if hr is None:
-            return dict.fromkeys(METRIC_KEYS)
-        return fidelity(sr, np.asarray(hr), border=border, hr_y=np.asarray(split.hr_y(index)))
-
-    def _score_on_device(self, sr: torch.Tensor, index: int) -> dict[str, Any]:
-        split, border = self.request.split, self.request.border  # type: ignore[union-attr]
-        hr = split.hr(index)
-        if hr is None:
-            return dict.fromkeys(METRIC_KEYS)
-        hr_chw = torch.from_numpy(np.array(hr).transpose(2, 0, 1)).to(self.device)
-        hr_y = torch.from_numpy(np.array(split.hr_y(index))).unsqueeze(0).to(self.device)
-        return fidelity_tensor(sr, hr_chw, border=border, hr_y=hr_y)
+            # On the GPU, right away and on the device: only the forward pass's peak memory counts.
+            done: Future[Scored] = Future()
+            done.set_result(score())
+            return done, elapsed_ms, peak
+        return scorer.submit(score), elapsed_ms, peak  # on the CPU, beside the next forward pass
 
     # -- performance pass -----------------------------------------------------------------------
 
@@ -294,12 +290,6 @@ class SubmissionWorker:
             time_call(self.timer, self._fresh_call(request.index))[1] for _ in range(request.repeats)
         ]
         return msg.Timed(request.index, float(np.median(latencies)))
-
-
-def _done(value: dict[str, Any]) -> Future[dict[str, Any]]:
-    future: Future[dict[str, Any]] = Future()
-    future.set_result(value)
-    return future
 
 
 def serve(connection: Any, log_path: str) -> None:

@@ -1,5 +1,6 @@
 """Timing, peak memory and machine fingerprint for runtime measurements (model-agnostic)."""
 
+from harness.timing.devices import as_device, resolve_device
 from harness.timing.fingerprint import (
     IDENTITY_FIELDS,
     device_fingerprint,
@@ -18,10 +19,12 @@ __all__ = [
     "PerfCounterTimer",
     "RuntimeStats",
     "Timer",
+    "as_device",
     "device_fingerprint",
     "fingerprint_id",
     "make_timer",
     "nvml_snapshot",
+    "resolve_device",
     "set_cudnn_benchmark",
     "time_call",
     "warm_up",

@@ -1,4 +1,4 @@
-"""Which devices the timing code accepts, in one place."""
+"""Which devices the harness runs on, in one place: what ``--device`` means, and what can be timed."""
 
 from __future__ import annotations
 
@@ -27,3 +27,16 @@ def as_device(device: torch.device | str) -> torch.device:
     if index >= torch.cuda.device_count():
         raise HarnessError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return torch.device("cuda", index)
+
+
+def resolve_device(requested: str) -> torch.device:
+    """What ``--device`` names: ``auto`` is CUDA when a GPU is present, else the CPU; otherwise
+    ``cpu``, ``cuda`` or ``cuda:N``, checked. Asking for CUDA without a GPU is an error, never a
+    silent fall-back to the CPU."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise HarnessError(f"--device {requested}: no CUDA device is available (use --device cpu or auto)")
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise HarnessError(f"--device {requested}: expected auto, cpu, cuda or cuda:N")
+    return as_device(requested)

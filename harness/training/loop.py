@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from harness.atomic import write_text_atomic
 from harness.errors import HarnessError
+from harness.timing import resolve_device
 from harness.training import distributed
 from harness.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from harness.training.config import OptimConfig, TrainConfig
@@ -51,16 +52,10 @@ def learning_rate(optim: OptimConfig, iteration: int) -> float:
     return optim.lr * optim.gamma**passed
 
 
-def resolve_device(name: str, ctx: DistContext) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise HarnessError(f"device {name!r}: CUDA is not available on this machine")
-        if ctx.enabled:
-            device = torch.device("cuda", ctx.local_rank)
-    return device
+def training_device(name: str, ctx: DistContext) -> torch.device:
+    """The config's device; under torchrun each process takes the GPU of its local rank."""
+    device = resolve_device(name)
+    return torch.device("cuda", ctx.local_rank) if device.type == "cuda" and ctx.enabled else device
 
 
 @dataclass
@@ -91,7 +86,7 @@ def _open(spec: str, split: str | None, cache_dir: Path, what: str, source: str)
 def prepare(config: TrainConfig, *, source: str, resume: bool, ctx: DistContext | None = None) -> Prepared:
     """Check and load everything a stage needs; raise HarnessError before any training on bad input."""
     ctx = ctx or DistContext()
-    device = resolve_device(config.device, ctx)
+    device = training_device(config.device, ctx)
     output_dir = Path(config.output_dir)
     last = output_dir / "last.pth"
     resume_state = None
@@ -181,13 +176,13 @@ def validate(
     model: nn.Module, images: list[tuple[str, np.ndarray, np.ndarray]], device: torch.device
 ) -> dict:
     """Mean fidelity of the collapsed (deployed) network, measured as the evaluation measures it."""
-    from harness.metrics import fidelity, to_tensor, to_uint8
+    from harness.metrics import score_output, to_tensor
 
     collapsed = collapse_to_imdn(model).to(device).eval()
     totals = {"psnr_rgb": 0.0, "psnr_y": 0.0}
     for _name, lr, hr in images:
-        sr = to_uint8(collapsed(to_tensor(lr, INPUT_RANGE).to(device)), INPUT_RANGE)
-        scores = fidelity(sr, hr, border=SCALE)
+        out = collapsed(to_tensor(lr, INPUT_RANGE).to(device))
+        _, scores = score_output(out, hr, input_range=INPUT_RANGE, border=SCALE, keep_pixels=False)
         for key in totals:
             totals[key] += scores[key]
     return {key: value / len(images) for key, value in totals.items()}

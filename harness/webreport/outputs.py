@@ -16,7 +16,7 @@ import torch
 
 from harness.data import read_image
 from harness.errors import HarnessError
-from harness.metrics import psnr, rgb_to_y, to_tensor, to_uint8
+from harness.metrics import score_output, to_tensor
 from harness.runner.forward import forward
 from harness.submissions import LoadedModel, load_model, resolve_many
 
@@ -26,8 +26,10 @@ __all__ = ["OutputSource", "saved_image_path", "super_resolve"]
 _SAME_PSNR_DB = 5e-5
 
 
-def super_resolve(loaded: LoadedModel, lr: np.ndarray, device: torch.device) -> np.ndarray:
-    """One LR image through a loaded submission, as the runner does it, back to uint8 HR pixels."""
+def super_resolve(
+    loaded: LoadedModel, lr: np.ndarray, hr: np.ndarray, device: torch.device, border: int
+) -> tuple[np.ndarray, dict[str, float | None]]:
+    """One LR image through a loaded submission as the runner does it: uint8 SR pixels and scores."""
     submission = loaded.submission
     tensor = to_tensor(lr, submission.input_range).to(device)
     with torch.inference_mode():
@@ -38,7 +40,9 @@ def super_resolve(loaded: LoadedModel, lr: np.ndarray, device: torch.device) -> 
             tile=submission.tile,
             tile_overlap=submission.tile_overlap,
         )
-    return to_uint8(out, submission.input_range)
+    pixels, scores = score_output(out, hr, input_range=submission.input_range, border=border)
+    assert pixels is not None
+    return pixels, scores
 
 
 def saved_image_path(run_dir: Path, submission: str, image: str) -> Path:
@@ -82,14 +86,14 @@ class OutputSource:
         if submission in self.unavailable:
             return None
         try:
-            sr = super_resolve(self._model(submission), lr, self.device)
+            sr, scores = super_resolve(self._model(submission), lr, hr, self.device, self.border)
         except Exception as error:  # noqa: BLE001 - one submission that cannot run never stops the report
             reason = str(error) if isinstance(error, HarnessError) else f"{type(error).__name__}: {error}"
             self.unavailable[submission] = reason
             return None
         self.regenerated.setdefault(submission, []).append(image)
         if recorded_psnr is not None:
-            measured = self._psnr(sr, hr)
+            measured = float(scores[f"psnr_{self.channel}"])  # type: ignore[arg-type]
             if abs(measured - recorded_psnr) > _SAME_PSNR_DB:
                 self.mismatches.append(
                     f"{submission} on {image}: regenerated {measured:.4f} dB, the run recorded {recorded_psnr:.4f} dB"
@@ -107,8 +111,3 @@ class OutputSource:
                 device=self.device,
             )
         return self._models[submission]
-
-    def _psnr(self, sr: np.ndarray, hr: np.ndarray) -> float:
-        if self.channel == "y":
-            return psnr(rgb_to_y(sr), rgb_to_y(hr), border=self.border)
-        return psnr(sr, hr, border=self.border)
