@@ -10,21 +10,19 @@ same model) and its computed sha256 is recorded instead.
 from __future__ import annotations
 
 import hashlib
-import urllib.error
+import re
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tqdm import tqdm
+import pooch
+import requests
 
-from harness.atomic import atomic_path
 from harness.errors import HarnessError
 from harness.submissions.manifest import Submission
 
 WeightsSource = Literal["explicit", "manifest", "model_zoo", "cache", "download"]
-DOWNLOAD_TIMEOUT_S = 60.0
 _CHUNK = 1 << 20
 
 
@@ -132,39 +130,26 @@ def _verified_sha256(submission: Submission, path: Path, source: WeightsSource) 
 
 
 def _download(submission: Submission, url: str, destination: Path) -> None:
-    """Stream ``url`` into ``destination`` atomically, hashing on the way; a bad hash keeps nothing."""
+    """Fetch ``url`` into ``destination`` with pooch, which checks the sha256 and keeps nothing bad.
+
+    pooch downloads into a temporary file beside the destination and moves it into place only when
+    the hash matches, so the cache never holds a partial or wrong file.
+    """
     expected = submission.weights.sha256  # type: ignore[union-attr]
     offline = f"fetch it yourself and save it as {destination} (or into the folder $ESR_MODEL_ZOO names)"
     try:
-        response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", None) or error
-        raise submission.error("weights.url", f"cannot download {url} ({reason}); {offline}") from error
-    digest = hashlib.sha256()
-    size = response.headers.get("Content-Length")
-    with response, atomic_path(destination) as tmp:
-        try:
-            with (
-                open(tmp, "wb") as out,
-                tqdm(
-                    total=int(size) if size and size.isdigit() else None,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=f"downloading {destination.name}",
-                    leave=False,
-                ) as bar,
-            ):
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-        except OSError as error:
-            raise submission.error(
-                "weights.url", f"download of {url} broke off ({error}); {offline}"
-            ) from error
-        if digest.hexdigest() != expected:
-            raise submission.error(
-                "weights.sha256",
-                f"{url} downloaded with sha256 {digest.hexdigest()}, expected {expected}; nothing was saved",
-            )
+        pooch.retrieve(
+            url,
+            known_hash=f"sha256:{expected}",
+            fname=destination.name,
+            path=destination.parent,
+            progressbar=True,
+        )
+    except ValueError as error:  # pooch's hash mismatch (the download is already deleted)
+        found = re.search(r"got:? *'?([0-9a-f]{64})", str(error))
+        actual = found.group(1) if found else "another hash"
+        raise submission.error(
+            "weights.sha256", f"{url} downloaded with sha256 {actual}, expected {expected}; nothing was saved"
+        ) from None
+    except (requests.RequestException, OSError) as error:
+        raise submission.error("weights.url", f"cannot download {url} ({error}); {offline}") from error
