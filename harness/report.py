@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.footnotes import Footnotes
 from harness.texttable import format_table
+from harness.timing import device_name
 from harness.verdicts import (
     VALIDITY_LABELS,
     format_interval,
@@ -22,11 +23,6 @@ from harness.verdicts import (
 
 MISSING = "-"
 _HEADINGS = {"pass": "VALID", "fail": "NOT VALID", "inconclusive": "INCONCLUSIVE"}
-
-
-def device_name(fingerprint: dict[str, Any], fallback: str) -> str:
-    """What to call a run's device in titles: the GPU's name, else the CPU model, else ``fallback``."""
-    return str(fingerprint.get("gpu_name") or fingerprint.get("cpu_model") or fallback)
 
 
 def _fmt(value: float | None, digits: int) -> str:

@@ -22,8 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.atomic import write_json_atomic
     from harness.errors import HarnessError
-    from harness.report import device_name
-    from harness.timing import device_fingerprint, resolve_device
+    from harness.timing import device_fingerprint, device_name, resolve_device
     from harness.training.bench import format_table, run_benchmark
     from harness.training.config import ModelConfig
 

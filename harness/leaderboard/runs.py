@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.report import device_name
+from harness.timing import device_name
 
 __all__ = ["RUN_FILE_NAME", "RunFile", "check_comparable", "dataset_label", "load_run", "same_dataset"]
 

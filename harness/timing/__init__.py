@@ -4,6 +4,7 @@ from harness.timing.devices import as_device, resolve_device
 from harness.timing.fingerprint import (
     IDENTITY_FIELDS,
     device_fingerprint,
+    device_name,
     fingerprint_id,
     nvml_snapshot,
     set_cudnn_benchmark,
@@ -21,6 +22,7 @@ __all__ = [
     "Timer",
     "as_device",
     "device_fingerprint",
+    "device_name",
     "fingerprint_id",
     "make_timer",
     "nvml_snapshot",

@@ -199,3 +199,8 @@ def set_cudnn_benchmark(flag: bool) -> bool:
     previous = bool(torch.backends.cudnn.benchmark)
     torch.backends.cudnn.benchmark = bool(flag)
     return previous
+
+
+def device_name(fingerprint: dict[str, Any], fallback: str) -> str:
+    """What to call a run's device in titles: the GPU's name, else the CPU model, else ``fallback``."""
+    return str(fingerprint.get("gpu_name") or fingerprint.get("cpu_model") or fallback)
