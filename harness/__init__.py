@@ -4,6 +4,13 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-#: The checkout the package runs from (it is installed editable): bundled submissions and the
-#: published tables live beside the package, not inside it.
-REPO_ROOT = Path(__file__).resolve().parents[1]
+_PACKAGE = Path(__file__).resolve().parent
+
+#: Files the harness ships as package data. In a checkout, ``harness/_bundled/submissions`` and
+#: ``harness/_bundled/published`` are links to the repository's ``submissions/`` and
+#: ``results/published/`` (where readers find them); a wheel carries copies of the files.
+BUNDLED_SUBMISSIONS_DIR = (_PACKAGE / "_bundled" / "submissions").resolve()
+PUBLISHED_DIR = (_PACKAGE / "_bundled" / "published").resolve()
+
+#: The source checkout the package runs from, or None when it is installed from a wheel.
+CHECKOUT: Path | None = _PACKAGE.parent if (_PACKAGE.parent / "pyproject.toml").is_file() else None

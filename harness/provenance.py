@@ -6,13 +6,15 @@ import subprocess
 from functools import lru_cache
 from importlib import metadata
 
-from harness import REPO_ROOT, __version__
+from harness import CHECKOUT, __version__
 
 
 def _git(*args: str) -> str | None:
+    if CHECKOUT is None:  # installed from a wheel: no commit to record
+        return None
     try:
         completed = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10, check=True
+            ["git", "-C", str(CHECKOUT), *args], capture_output=True, text=True, timeout=10, check=True
         )
     except (OSError, subprocess.SubprocessError):
         return None

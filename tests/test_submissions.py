@@ -538,9 +538,11 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/tiny.pth"
 
 
-@pytest.mark.parametrize("kind", ["closed port", "missing file url"])
-def test_missing_weights_offline_say_what_to_fetch_and_where(tmp_path: Path, kind: str) -> None:
-    url = _closed_port_url() if kind == "closed port" else (tmp_path / "nowhere" / "tiny.pth").as_uri()
+@pytest.mark.parametrize("kind", ["closed port", "missing on the server"])
+def test_missing_weights_offline_say_what_to_fetch_and_where(
+    tmp_path: Path, kind: str, http_folder: tuple[str, Path]
+) -> None:
+    url = _closed_port_url() if kind == "closed port" else f"{http_folder[0]}/nowhere/tiny.pth"
     path = write_submission(tmp_path / "sub", weights={"url": url, "sha256": "1" * 64})
     cache = tmp_path / "cache"
     message = error_of(load_model, parse_manifest(path), cache_dir=cache)

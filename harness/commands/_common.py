@@ -24,8 +24,8 @@ from harness.submissions import resolve_many, resolve_submission
 from harness.timing import resolve_device
 from harness.zoo import compare_published
 
-# The published tables ship with the repository, next to the package.
-PUBLISHED_DIR = harness.REPO_ROOT / "results" / "published"
+# The published tables ship with the package (results/published/ in a checkout).
+PUBLISHED_DIR = harness.PUBLISHED_DIR
 
 
 def env_path(variable: str) -> Path | None:

@@ -146,8 +146,8 @@ class Submission:
             raise self.error("weights.sha256", "missing (every released weights file is verified)")
         if not _SHA256_PATTERN.match(weights.sha256):
             raise self.error("weights.sha256", f"must be 64 lower-case hex digits, got {weights.sha256!r}")
-        if weights.url is not None and not re.match(r"^(https?|file)://", weights.url):
-            message = f"must start with https://, http:// or file://, got {weights.url!r}"
+        if weights.url is not None and not re.match(r"^https?://", weights.url):
+            message = f"must start with https:// or http:// (a local file goes in weights.file), got {weights.url!r}"
             raise self.error("weights.url", message)
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import harness
 from harness.errors import HarnessError
 from harness.submissions.manifest import MANIFEST_NAME, ZOO_PREFIX, Submission, parse_manifest
 
-BUNDLED_DIR = harness.REPO_ROOT / "submissions"
+BUNDLED_DIR = harness.BUNDLED_SUBMISSIONS_DIR
 
 # The submissions shipped with the harness, in the order `esr list` shows them.
 BUNDLED_NAMES: tuple[str, ...] = (

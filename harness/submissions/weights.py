@@ -145,7 +145,9 @@ def _download(submission: Submission, url: str, destination: Path) -> None:
             path=destination.parent,
             progressbar=True,
         )
-    except ValueError as error:  # pooch's hash mismatch (the download is already deleted)
+    except ValueError as error:  # pooch: a hash mismatch (the download is already deleted), or a bad URL
+        if "hash" not in str(error).lower():
+            raise submission.error("weights.url", f"cannot download {url} ({error}); {offline}") from None
         found = re.search(r"got:? *'?([0-9a-f]{64})", str(error))
         actual = found.group(1) if found else "another hash"
         raise submission.error(
