@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 from harness.protocols import load_protocol
 from harness.runner import RunConfig, TimingSettings, evaluate_run, resolve_device
 from harness.submissions import resolve_many, resolve_submission
+from harness.submissions.manifest import ZOO_EDITIONS, zoo_edition, zoo_env_variable
 
 
 def env_path(variable: str) -> Path | None:
@@ -27,13 +28,37 @@ def env_path(variable: str) -> Path | None:
 
 
 def add_zoo_option(parser: argparse.ArgumentParser) -> None:
-    """--zoo: the official NTIRE 2022 repository checkout that ntire2022:<team> names resolve in."""
+    """--zoo: the official repository checkouts that <edition>:<team> names resolve in."""
     parser.add_argument(
         "--zoo",
-        type=Path,
-        default=env_path("ESR_NTIRE2022_ZOO"),
-        help="checkout of the official NTIRE2022_ESR repository, for ntire2022:<team> (default: $ESR_NTIRE2022_ZOO)",
+        action="append",
+        default=[],
+        metavar="[EDITION=]PATH",
+        help="checkout of an edition's official repository (NTIRE2022_ESR ... NTIRE2026_ESR), for "
+        "<edition>:<team|id|all>; give EDITION= when several editions are named "
+        "(default: $ESR_NTIRE2022_ZOO ... $ESR_NTIRE2026_ZOO)",
     )
+
+
+def zoo_checkouts(values: list[str], specs: list[str]) -> dict[str, Path]:
+    """Edition -> checkout: the environment variables, overridden by ``--zoo [EDITION=]PATH``.
+
+    A bare PATH belongs to the one edition the submission specs name; with several, it is an error.
+    """
+    checkouts = {
+        edition: path for edition in ZOO_EDITIONS if (path := env_path(zoo_env_variable(edition))) is not None
+    }
+    named = sorted({edition for spec in specs if (edition := zoo_edition(spec)) is not None})
+    for value in values:
+        edition, equals, path = value.partition("=")
+        if equals and edition in ZOO_EDITIONS:
+            checkouts[edition] = Path(path)
+        elif len(named) == 1:
+            checkouts[named[0]] = Path(value)
+        else:
+            which = f"the submissions name {', '.join(named)}" if named else "no zoo submission is named"
+            raise HarnessError(f"--zoo {value}: say which edition it is (--zoo ntire2026=PATH): {which}")
+    return checkouts
 
 
 def add_weights_source_options(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +109,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 def run_evaluation(args: argparse.Namespace, *, save_images_dir: Path | None = None) -> dict[str, Any]:
     """Resolve everything the arguments name, run, and return the run document with constraints."""
     protocol = load_protocol(args.protocol)
-    submissions = resolve_many(args.submissions, zoo=args.zoo)
+    submissions = resolve_many(args.submissions, zoo=zoo_checkouts(args.zoo, args.submissions))
     if args.weights is not None and len(submissions) != 1:
         raise HarnessError(f"--weights: applies to exactly one submission, got {len(submissions)}")
     device = resolve_device(args.device)
@@ -103,6 +128,7 @@ def run_evaluation(args: argparse.Namespace, *, save_images_dir: Path | None = N
         protocol_version=protocol.version,
         border=protocol.border,
         device=device,
+        flop_counter=protocol.flop_counter,
         timing=timing,
         cache_dir=args.cache_dir,
         force=args.force,

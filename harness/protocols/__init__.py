@@ -17,7 +17,6 @@ from harness.yaml_schema import from_mapping, read_yaml
 __all__ = [
     "Constraints",
     "DataMode",
-    "FLOP_COUNTERS",
     "Protocol",
     "PsnrLimit",
     "PublishedBaseline",
@@ -33,10 +32,9 @@ __all__ = [
 _PROTOCOL_DIR = Path(__file__).resolve().parent
 
 Channel = Literal["rgb", "y"]
+# The NTIRE 2022 organisers' hooks, or fvcore's FlopCountAnalysis (NTIRE 2024 on): the names
+# harness.complexity.complexity_record takes.
 FlopCounter = Literal["ntire2022", "fvcore"]
-#: The FLOP counters a protocol may name: the NTIRE 2022 organisers' hooks, or fvcore's
-#: ``FlopCountAnalysis`` (NTIRE 2024 on).
-FLOP_COUNTERS: tuple[str, ...] = ("ntire2022", "fvcore")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ class RunConfig:
     protocol_version: int
     border: int
     device: torch.device
+    flop_counter: str = "ntire2022"
     timing: TimingSettings = field(default_factory=TimingSettings)
     cache_dir: Path = Path("results/runs/cache")
     force: bool = False
@@ -186,6 +187,7 @@ class Run:
                     timing=config.timing,
                     border=config.border,
                     cache=self.cache,
+                    flop_counter=config.flop_counter,
                     cache_key=key,
                     save_images_dir=images_dir,
                     progress=lambda _index, _name: bar.update(1),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from harness.complexity import count_complexity
+from harness.complexity import complexity_record
 from harness.data import write_png
 from harness.metrics import fidelity, to_tensor, to_uint8
 from harness.runner.cache import ResultCache
@@ -87,6 +87,7 @@ class SubmissionEvaluator:
         timing: TimingSettings,
         border: int,
         cache: ResultCache,
+        flop_counter: str = "ntire2022",
         cache_key: str,
         save_images_dir: Path | None = None,
         progress: Callable[[int, str], Any] | None = None,
@@ -96,18 +97,20 @@ class SubmissionEvaluator:
         self.device = device
         self.timing = timing
         self.border = border
+        self.flop_counter = flop_counter
         self.cache = cache
         self.cache_key = cache_key
         self.save_images_dir = save_images_dir
         self.progress = progress
         self.submission = loaded.submission
 
-    def complexity(self) -> dict[str, int]:
-        """Params/FLOPs/activations/#conv at the protocol's 3x256x256 input, counted in place.
+    def complexity(self) -> dict[str, Any]:
+        """Params/FLOPs/activations/#conv at the protocol's 3x256x256 input, counted in place, FLOPs by
+        the protocol's counter (the other counter's figure beside it).
 
         Called after the timed images, so that the first timed call really is the cold one.
         """
-        return count_complexity(self.loaded.model).as_dict()
+        return complexity_record(self.loaded.model, self.flop_counter)
 
     def _run_model(self, lr: torch.Tensor) -> Callable[[], torch.Tensor]:
         sub = self.submission
