@@ -85,8 +85,15 @@ def add_weights_source_options(parser: argparse.ArgumentParser) -> None:
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options of one evaluation run, shared by `esr evaluate` and `esr check`."""
     parser.add_argument("--data", default="samples", help="dataset folder, or 'samples' (default)")
-    parser.add_argument("--split", choices=["val", "test"], default="val", help="DIV2K split (default: val)")
-    parser.add_argument("--allow-partial", action="store_true", help="accept a DIV2K split with fewer images")
+    parser.add_argument(
+        "--split",
+        choices=["val", "test", "hybrid_test"],
+        default="val",
+        help="DIV2K or DIV2K_LSDIR split; hybrid_test is NTIRE 2023's LSDIR_DIV2K_test (default: val)",
+    )
+    parser.add_argument(
+        "--allow-partial", action="store_true", help="accept a DIV2K or DIV2K_LSDIR split with fewer images"
+    )
     parser.add_argument("--protocol", default="ntire2022", help="evaluation protocol (default: ntire2022)")
     parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu (default: auto)")
     parser.add_argument("--weights", type=Path, default=None, help="weights file for a single submission")
