@@ -14,32 +14,10 @@ NTIRE 2025 repository (the same file as NTIRE 2022's ``team01_efdn.pth``) so tha
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-
-class ESA(nn.Module):
-    """Enhanced spatial attention with its full max branch (as RFDN's), a quarter of the channels."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        reduced = channels // 4
-        self.conv1 = nn.Conv2d(channels, reduced, 1)
-        self.conv_f = nn.Conv2d(reduced, reduced, 1)
-        self.conv_max = nn.Conv2d(reduced, reduced, 3, padding=1)
-        self.conv2 = nn.Conv2d(reduced, reduced, 3, stride=2, padding=0)
-        self.conv3 = nn.Conv2d(reduced, reduced, 3, padding=1)
-        self.conv3_ = nn.Conv2d(reduced, reduced, 3, padding=1)
-        self.conv4 = nn.Conv2d(reduced, channels, 1)
-        self.sigmoid = nn.Sigmoid()
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        reduced = self.conv1(x)
-        pooled = F.max_pool2d(self.conv2(reduced), kernel_size=7, stride=3)
-        branch = self.conv3_(self.relu(self.conv3(self.relu(self.conv_max(pooled)))))
-        wide = F.interpolate(branch, x.shape[-2:], mode="bilinear", align_corners=False)
-        return x * self.sigmoid(self.conv4(wide + self.conv_f(reduced)))
+# EFDN's attention is RFDN's enhanced spatial attention (with its max branch), a quarter of the channels.
+from harness.models.rfdn import ESA
 
 
 class PointwisePReLU(nn.Module):
