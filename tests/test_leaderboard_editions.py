@@ -96,7 +96,9 @@ def test_2026_interval_arithmetic() -> None:
 
 def test_2025_publishes_no_table() -> None:
     board = build_leaderboard([], style="ntire2025", published_dir=PUBLISHED)
-    assert board.rows.empty
+    assert (
+        board.rows.empty and "published: the ntire2025 repository publishes no results table" in board.notes
+    )
 
 
 def test_published_tables_are_the_checkouts_results(checkout_imports: None) -> None:

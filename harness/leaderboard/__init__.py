@@ -78,7 +78,7 @@ def build_leaderboard(
                 f"--style {style}: the runs are of protocol {protocol.name}; use --style {protocol.name}"
             )
         published = load_published_edition(published_dir, style) if published_dir is not None else None
-        return build_edition(runs, protocol, published)
+        return build_edition(runs, protocol, published, asked_published=published_dir is not None)
     protocol = protocol_of(runs)
     official = load_official_table(published_dir) if published_dir is not None else None
     if style == "ntire2022":

@@ -214,9 +214,14 @@ def _measured_rows(entries: list[MeasuredEntry], protocol: Protocol) -> list[dic
 
 
 def build_edition(
-    runs: Sequence[RunFile], protocol: Protocol, published: PublishedEdition | None
+    runs: Sequence[RunFile],
+    protocol: Protocol,
+    published: PublishedEdition | None,
+    *,
+    asked_published: bool = False,
 ) -> Leaderboard:
-    """The score leaderboard of ``runs`` (one protocol, one device), with ``published`` rows appended."""
+    """The score leaderboard of ``runs`` (one protocol, one device), with ``published`` rows appended
+    (``asked_published`` without a table: a note says the edition publishes none)."""
     if protocol.score is None:
         raise HarnessError(f"protocol {protocol.name} ranks by no score; use --style ntire2022 or table2")
     entries = measured_entries(runs, protocol)
@@ -233,6 +238,8 @@ def build_edition(
         published_rows, published_notes = _published_rows(published, protocol)
         rows += published_rows
         notes += published_notes
+    elif asked_published:
+        notes.append(f"published: the {protocol.name} repository publishes no results table")
     return Leaderboard(
         title=f"NTIRE {protocol.name.removeprefix('ntire')} Efficient SR score ({protocol.name} v{protocol.version})",
         columns=COLUMNS,
