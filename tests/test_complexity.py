@@ -117,16 +117,27 @@ def test_summary_command_prints_and_writes_json(tmp_path, capsys):
     records = json.loads(out.read_text())
     assert [r["submission"] for r in records] == ["imdn_baseline", "clb_imdn"]
     # IMDN is all stride-1 convolutions, so its counts scale with the area: 256x256 / 32x32 = 64.
+    # Bundled submissions are counted by the default protocol's (ntire2022) counter; fvcore's figure
+    # rides beside it (it omits the LeakyReLU MACs the organisers count, and counts every conv).
+    fvcore = records[0].pop("flops_fvcore")
     assert records[0] == {
         "submission": "imdn_baseline",
         "status": "ok",
         "error": None,
         "params": 893_936,
         "flops": 58_531_512_320 // 64,
+        "flops_counter": "ntire2022",
+        "flops_ntire2022": 58_531_512_320 // 64,
+        "flops_lower_bound": False,
         "activations": 154_140_672 // 64,
         "num_conv": 43,
+        "fvcore_unsupported_ops": records[0]["fvcore_unsupported_ops"],
+        "fvcore_uncounted_work": [],
+        "counter_errors": {},
         "input_size": [3, 32, 32],
     }
+    assert isinstance(fvcore, int) and 0 < fvcore < records[0]["flops"]
+    assert "aten::leaky_relu" in "".join(records[0]["fvcore_unsupported_ops"])
     assert records[1]["params"] == 790_496 and records[1]["flops"] == 51_757_711_360 // 64
     printed = capsys.readouterr().out
     assert "imdn_baseline" in printed and "893,936" in printed
