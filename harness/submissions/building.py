@@ -61,6 +61,8 @@ def build_model(submission: Submission) -> nn.Module:
     if not isinstance(model, nn.Module):
         returned = type(model).__name__
         raise submission.error("model.class", f"{call} returned {returned}, not a torch.nn.Module")
+    if submission.model.before_load is not None:
+        _call_method(submission, model, submission.model.before_load, "model.before_load")
     return model.eval()
 
 
@@ -79,15 +81,20 @@ def run_after_load(submission: Submission, model: nn.Module) -> nn.Module:
             )
         calls += [(spec.after_load_modules, module) for module in found]
     for method, owner in calls:
-        function = getattr(owner, method, None)
-        if not callable(function):
-            raise submission.error("model.after_load", f"{type(owner).__name__} has no method {method}()")
-        try:
-            function()
-        except Exception as error:
-            message = f"{type(owner).__name__}.{method}() failed: {summarise_exception(error)}"
-            raise submission.error("model.after_load", message) from error
+        _call_method(submission, owner, method, "model.after_load")
     return model.eval()
+
+
+def _call_method(submission: Submission, owner: nn.Module, method: str, field_name: str) -> None:
+    """Call ``owner.<method>()``; a missing or failing method is an error naming the field."""
+    function = getattr(owner, method, None)
+    if not callable(function):
+        raise submission.error(field_name, f"{type(owner).__name__} has no method {method}()")
+    try:
+        function()
+    except Exception as error:
+        message = f"{type(owner).__name__}.{method}() failed: {summarise_exception(error)}"
+        raise submission.error(field_name, message) from error
 
 
 def import_model_module(submission: Submission) -> ModuleType:

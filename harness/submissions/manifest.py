@@ -69,6 +69,9 @@ class ModelSpec:
     module: str | None = None
     kwargs: dict[str, Any] = field(default_factory=FrozenDict, hash=False)
     root: Path | None = None
+    # A method of the model that must run before its weights load, because the model's own
+    # load_state_dict runs it (2025 team 30 fuses its blocks there); it changes the structure.
+    before_load: str | None = None
     # Methods the official test script calls after loading the weights: one of the model
     # (``repa``), and one of every submodule that has it (``switch_deploy``). Both change the
     # network's structure, so they run before counting as well.
@@ -189,6 +192,7 @@ class Submission:
                 "class": self.model.class_name,
                 "kwargs": dict(self.model.kwargs),
                 "root": str(self.model.root) if self.model.root else None,
+                "before_load": self.model.before_load,
                 "after_load": self.model.after_load,
                 "after_load_modules": self.model.after_load_modules,
             },

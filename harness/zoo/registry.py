@@ -3,7 +3,7 @@
 One registry per edition (``ntire2022.yaml`` ... ``ntire2026.yaml`` beside this file) says, for every
 model the official repository releases, how its own test script builds and loads it: module and class
 in the checkout, constructor arguments, weights file and sha256, state-dict quirks (nested key,
-prefix, ``strict=False``, methods called after loading), input range and tiling, and why a model
+prefix, ``strict=False``, methods called before or after loading), input range and tiling, and why a model
 cannot run (a GPU, a package, a custom operator). The 2022 registry also keeps two sets of complexity
 numbers: those printed in the official results table, and those the organisers' counter
 (``utils/model_summary.py`` of the checkout) gives for the released code, so that the two can be
@@ -73,6 +73,7 @@ class ZooEntry:
     state_dict_key: str | None = None
     strip_prefix: str | None = None
     strict: bool = True
+    before_load: str | None = None
     after_load: str | None = None
     after_load_modules: str | None = None
     tile: int | None = None
@@ -174,6 +175,7 @@ _ENTRY_OPTIONAL = (
     "state_dict_key",
     "strip_prefix",
     "strict",
+    "before_load",
     "after_load",
     "after_load_modules",
     "tile",
@@ -243,6 +245,7 @@ def _parse_entry(path: Path, index: int, data: object) -> ZooEntry:
         state_dict_key=fields.get("state_dict_key", str),
         strip_prefix=fields.get("strip_prefix", str),
         strict=fields.get("strict", bool, True),
+        before_load=fields.text("before_load"),
         after_load=fields.text("after_load"),
         after_load_modules=fields.text("after_load_modules"),
         tile=fields.get("tile", int),

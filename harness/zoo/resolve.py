@@ -81,6 +81,7 @@ def to_submission(entry: ZooEntry, root: Path, registry: Registry | None = None)
             module=entry.module,
             kwargs=dict(entry.kwargs),
             root=root,
+            before_load=entry.before_load,
             after_load=entry.after_load,
             after_load_modules=entry.after_load_modules,
         ),
