@@ -105,6 +105,12 @@ def _reference(root: Path, model_id: int) -> tuple[int, float]:
         return sum(map(lambda x: x.numel(), model.parameters())), flops
 
 
+# Models whose fvcore count depends on the input's content: 2025 team 10 routes each block to its
+# top-1 expert and team 16 selects tokens by similarity. The organisers' own figure for them is one
+# draw of torch.rand; here params must be equal and FLOPs agree within 5%.
+INPUT_DEPENDENT = {("ntire2025", 10), ("ntire2025", 16)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("edition", "model_id"), CASES, ids=[f"{e}:{i}" for e, i in CASES])
 def test_zoo_model_counts_equal_the_editions_own_test_demo(
@@ -119,7 +125,6 @@ def test_zoo_model_counts_equal_the_editions_own_test_demo(
         pytest.skip(f"{submission.name} does not build here: {record['status']}: {record['error'][:160]}")
     sys.modules.pop("test_demo", None)
     params, flops = _reference(root, model_id)
-    assert record["params"] == params
-    assert (
-        record["flops_fvcore"] == pytest.approx(flops, rel=1e-9) and record["flops"] == record["flops_fvcore"]
-    )
+    assert record["params"] == params and record["flops"] == record["flops_fvcore"]
+    tolerance = 0.05 if (edition, model_id) in INPUT_DEPENDENT else 1e-9
+    assert record["flops_fvcore"] == pytest.approx(flops, rel=tolerance)
