@@ -11,8 +11,12 @@ constraints come from the protocol file, so the numbers live in one place:
   same interleaved rounds, the verdict is three-valued: ``pass`` when the 95% interval of the ratio
   (from the paired per-round ratios) lies at or under the limit, ``fail`` when it lies over it,
   ``inconclusive`` when it straddles it;
-- ``psnr``: on the protocol's reference data (complete DIV2K val) PSNR >= 29.00 dB; on any other data
-  PSNR >= the baseline's PSNR on that data minus the protocol margin, labelled ``proxy``.
+- ``psnr``: on a threshold's reference data (complete DIV2K val for ntire2022, DIV2K_LSDIR val or
+  test for 2024+) PSNR >= its limit; on any other data PSNR >= the baseline's PSNR on that data minus
+  the threshold's margin, labelled ``proxy``.
+
+Which checks run is data: a constraint the protocol does not state (no params or runtime limit in
+the 2024+ editions, no threshold at all in 2023) is not checked; ``complete`` always is.
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ def _complete(result: dict[str, Any], dataset: dict[str, Any]) -> ConstraintResu
 
 def _params(result: dict[str, Any], protocol: Protocol) -> ConstraintResult:
     limit = protocol.constraints.params_max
+    assert limit is not None  # checked only when the protocol states it
     value = _number(result, "params", "result")
     return ConstraintResult("params", value, limit, "<=", value <= limit, "absolute", "parameters")
 
@@ -169,17 +174,18 @@ def _psnr(
     result: dict[str, Any], baseline: dict[str, Any] | None, protocol: Protocol, dataset: dict[str, Any]
 ) -> ConstraintResult:
     key = f"psnr_{protocol.fidelity_channel}"
-    limits = protocol.constraints
+    threshold = protocol.constraints.psnr_limit_for(dataset)
+    assert threshold is not None  # checked only when the protocol states a threshold
     value = _number(result, key, "result")
-    reference = limits.psnr_reference_data
+    reference = threshold.reference_data
     if reference.matches(dataset):
-        limit = limits.psnr_min_db
+        limit = threshold.min_db
         return ConstraintResult("psnr", value, limit, ">=", value >= limit, "absolute", f"dB ({key})")
     base = _number(_usable_baseline(baseline, protocol), key, "baseline")
-    limit = base - limits.psnr_proxy_margin_db
+    limit = base - threshold.proxy_margin_db
     note = (
-        f"proxy for {limits.psnr_min_db:.2f} dB on {reference.dataset} {reference.split}: "
-        f"{protocol.baseline} {base:.4f} dB on {dataset.get('name')} minus {limits.psnr_proxy_margin_db} dB"
+        f"proxy for {threshold.min_db:.2f} dB on {reference.dataset} {reference.split}: "
+        f"{protocol.baseline} {base:.4f} dB on {dataset.get('name')} minus {threshold.proxy_margin_db} dB"
     )
     return ConstraintResult("psnr", value, limit, ">=", value >= limit, "proxy", f"dB ({key})", note)
 
@@ -203,15 +209,22 @@ def check_constraints(
 
     ``baseline`` is the protocol baseline's record from the same run (same device and data), or
     None when the run has none: the checks that need it then fail with a note saying so.
-    ``dataset`` is the run's dataset description (name, split, num_images, ...).
+    ``dataset`` is the run's dataset description (name, split, num_images, ...). Only the
+    constraints the protocol states are checked.
     """
-    proxy_kind = "absolute" if protocol.constraints.psnr_reference_data.matches(dataset) else "proxy"
-    return [
-        _guarded("complete", "completeness", "images", lambda: _complete(result, dataset)),
-        _guarded("params", "absolute", "parameters", lambda: _params(result, protocol)),
-        _guarded("runtime", "relative", "x baseline", lambda: _runtime_ratio(result, baseline, protocol)),
-        _guarded("psnr", proxy_kind, "dB", lambda: _psnr(result, baseline, protocol, dataset)),
-    ]
+    limits = protocol.constraints
+    checks = [_guarded("complete", "completeness", "images", lambda: _complete(result, dataset))]
+    if limits.params_max is not None:
+        checks.append(_guarded("params", "absolute", "parameters", lambda: _params(result, protocol)))
+    if limits.runtime_ratio_max is not None:
+        checks.append(
+            _guarded("runtime", "relative", "x baseline", lambda: _runtime_ratio(result, baseline, protocol))
+        )
+    threshold = limits.psnr_limit_for(dataset)
+    if threshold is not None:
+        kind = "absolute" if threshold.reference_data.matches(dataset) else "proxy"
+        checks.append(_guarded("psnr", kind, "dB", lambda: _psnr(result, baseline, protocol, dataset)))
+    return checks
 
 
 def is_valid(constraints: Sequence[ConstraintResult]) -> bool:

@@ -190,3 +190,34 @@ def chromium() -> str:
         hint = "apt-get install chromium (.ci/run installs it), or set ESR_CHROMIUM to a Chromium binary"
         pytest.skip(f"no Chromium on this machine: {hint}")
     return binary
+
+
+def edition_checkout(edition: str) -> Path:
+    """The checkout of an edition's official repository ($ESR_NTIRE2026_ZOO ...); skip without it."""
+    variable = f"ESR_{edition.upper()}_ZOO"
+    path = _env_dir(variable)
+    if path is None or not (path / "models").is_dir():
+        repository = "ofsoundof" if edition in ("ntire2022", "ntire2023") else "Amazingren"
+        pytest.skip(
+            f"{variable} is not set to a checkout of the official {edition.upper()}_ESR repository "
+            f"(github.com/{repository}/{edition.upper()}_ESR)"
+        )
+    return path
+
+
+# Top-level packages and modules of the official repositories, imported from a checkout's root.
+CHECKOUT_PACKAGES = ("models", "utils", "test_demo")
+
+
+@pytest.fixture
+def checkout_imports():
+    """Forget the checkout's packages, its ``sys.path`` entry and a changed working directory after
+    the test: every edition's repository has its own top-level ``models`` package."""
+    import sys
+
+    path_before, cwd_before = list(sys.path), os.getcwd()
+    yield
+    sys.path[:] = path_before
+    os.chdir(cwd_before)
+    for name in [n for n in sys.modules if n.split(".")[0] in CHECKOUT_PACKAGES]:
+        del sys.modules[name]

@@ -117,16 +117,27 @@ def test_summary_command_prints_and_writes_json(tmp_path, capsys):
     records = json.loads(out.read_text())
     assert [r["submission"] for r in records] == ["imdn_baseline", "clb_imdn"]
     # IMDN is all stride-1 convolutions, so its counts scale with the area: 256x256 / 32x32 = 64.
+    # Bundled submissions are counted by the default protocol's (ntire2022) counter; fvcore's figure
+    # rides beside it (it omits the LeakyReLU MACs the organisers count, and counts every conv).
+    fvcore = records[0].pop("flops_fvcore")
     assert records[0] == {
         "submission": "imdn_baseline",
         "status": "ok",
         "error": None,
         "params": 893_936,
         "flops": 58_531_512_320 // 64,
+        "flops_counter": "ntire2022",
+        "flops_ntire2022": 58_531_512_320 // 64,
+        "flops_lower_bound": False,
         "activations": 154_140_672 // 64,
         "num_conv": 43,
+        "fvcore_unsupported_ops": records[0]["fvcore_unsupported_ops"],
+        "fvcore_uncounted_work": [],
+        "counter_errors": {},
         "input_size": [3, 32, 32],
     }
+    assert isinstance(fvcore, int) and 0 < fvcore < records[0]["flops"]
+    assert "aten::leaky_relu" in "".join(records[0]["fvcore_unsupported_ops"])
     assert records[1]["params"] == 790_496 and records[1]["flops"] == 51_757_711_360 // 64
     printed = capsys.readouterr().out
     assert "imdn_baseline" in printed and "893,936" in printed
@@ -169,3 +180,73 @@ def test_weight_norm_models_are_counted_in_place():
     assert counted.num_conv == 1 and counted.activations == 8 * 8 * 8
     assert counted.flops == 9 * 3 * 8 * 64 + 8 * 64  # convolution MACs plus one per ReLU output
     assert model.training  # the mode it had is restored
+
+
+# ---------------------------------------------------------------------------------------------
+# fvcore, the NTIRE 2024+ counter: one FLOP per multiply-accumulate of the operators it has rules for.
+
+
+class _ConvNet(nn.Module):
+    """conv 3->8 (3x3) -> sigmoid -> conv 8->48 (1x1) -> pixel shuffle x4: every uncounted op is cheap."""
+
+    def __init__(self, padding: int | str = 1) -> None:
+        super().__init__()
+        self.first = nn.Conv2d(3, 8, 3, padding=padding)
+        self.last = nn.Conv2d(8, 48, 1)
+        self.shuffle = nn.PixelShuffle(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.last(torch.sigmoid(self.first(x))))
+
+
+class _Doubling(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return x * 2
+
+
+class _CustomOpNet(_ConvNet):
+    """The same network with a custom autograd function: fvcore sees prim::PythonOp._Doubling."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.last(_Doubling.apply(self.first(x))))
+
+
+def test_fvcore_counts_multiply_accumulates_of_convolutions() -> None:
+    from harness.complexity import count_fvcore
+
+    counted = count_fvcore(_ConvNet(), (3, 16, 16))
+    # 16x16 outputs: 8 x 3 x 3 x 3 MACs each for the first conv, 48 x 8 for the 1x1 (biases not counted).
+    assert counted.flops == 16 * 16 * (8 * 3 * 3 * 3 + 48 * 8)
+    assert counted.unsupported_ops == {"aten::pixel_shuffle": 1, "aten::sigmoid": 1}
+    assert counted.uncounted_work == [] and not counted.lower_bound
+
+
+def test_fvcore_figure_is_a_lower_bound_when_a_custom_op_or_unknown_conv_is_skipped() -> None:
+    from harness.complexity import count_fvcore
+
+    custom = count_fvcore(_CustomOpNet(), (3, 16, 16))
+    assert custom.uncounted_work == ["prim::PythonOp._Doubling"] and custom.lower_bound
+    # padding="same" traces as aten::_convolution_mode, which fvcore has no rule for: 0 FLOPs.
+    same = count_fvcore(_ConvNet(padding="same"), (3, 16, 16))
+    assert same.flops == 16 * 16 * 48 * 8 and same.uncounted_work == ["aten::_convolution_mode"]
+
+
+def test_complexity_record_names_the_official_counter_and_keeps_the_other() -> None:
+    from harness.complexity import complexity_record
+
+    model = _ConvNet()
+    fvcore = complexity_record(model, "fvcore", (3, 16, 16))
+    organisers = complexity_record(model, "ntire2022", (3, 16, 16))
+    macs = 16 * 16 * (8 * 3 * 3 * 3 + 48 * 8)
+    assert fvcore["flops"] == fvcore["flops_fvcore"] == macs and fvcore["flops_counter"] == "fvcore"
+    # The organisers' 2022 counter has the same conv rule here (sigmoid is not one of its activations).
+    assert organisers["flops"] == organisers["flops_ntire2022"] == macs
+    assert organisers["flops_fvcore"] == macs and organisers["flops_counter"] == "ntire2022"
+    assert fvcore["params"] == (8 * 27 + 8) + (48 * 8 + 48) and fvcore["num_conv"] == 2
+    assert fvcore["flops_lower_bound"] is False and fvcore["counter_errors"] == {}
+    custom = complexity_record(_CustomOpNet(), "fvcore", (3, 16, 16))
+    assert custom["flops_lower_bound"] is True
+    assert complexity_record(_CustomOpNet(), "ntire2022", (3, 16, 16))["flops_lower_bound"] is False
+    with pytest.raises(ValueError, match="unknown FLOP counter 'thop'"):
+        complexity_record(model, "thop")

@@ -21,6 +21,7 @@ from harness.metrics.fidelity import WINDOW_SIZE as SSIM_WINDOW
 from harness.protocols import Protocol, load_protocol
 from harness.runner import RunConfig, TimingSettings, evaluate_run
 from harness.submissions import resolve_many, resolve_submission
+from harness.submissions.manifest import ZOO_EDITIONS, zoo_edition, zoo_env_variable
 from harness.timing import resolve_device
 from harness.zoo import compare_published
 
@@ -35,13 +36,37 @@ def env_path(variable: str) -> Path | None:
 
 
 def add_zoo_option(parser: argparse.ArgumentParser) -> None:
-    """--zoo: the official NTIRE 2022 repository checkout that ntire2022:<team> names resolve in."""
+    """--zoo: the official repository checkouts that <edition>:<team> names resolve in."""
     parser.add_argument(
         "--zoo",
-        type=Path,
-        default=env_path("ESR_NTIRE2022_ZOO"),
-        help="checkout of the official NTIRE2022_ESR repository, for ntire2022:<team> (default: $ESR_NTIRE2022_ZOO)",
+        action="append",
+        default=[],
+        metavar="[EDITION=]PATH",
+        help="checkout of an edition's official repository (NTIRE2022_ESR ... NTIRE2026_ESR), for "
+        "<edition>:<team|id|all>; give EDITION= when several editions are named "
+        "(default: $ESR_NTIRE2022_ZOO ... $ESR_NTIRE2026_ZOO)",
     )
+
+
+def zoo_checkouts(values: list[str], specs: list[str]) -> dict[str, Path]:
+    """Edition -> checkout: the environment variables, overridden by ``--zoo [EDITION=]PATH``.
+
+    A bare PATH belongs to the one edition the submission specs name; with several, it is an error.
+    """
+    checkouts = {
+        edition: path for edition in ZOO_EDITIONS if (path := env_path(zoo_env_variable(edition))) is not None
+    }
+    named = sorted({edition for spec in specs if (edition := zoo_edition(spec)) is not None})
+    for value in values:
+        edition, equals, path = value.partition("=")
+        if equals and edition in ZOO_EDITIONS:
+            checkouts[edition] = Path(path)
+        elif len(named) == 1:
+            checkouts[named[0]] = Path(value)
+        else:
+            which = f"the submissions name {', '.join(named)}" if named else "no zoo submission is named"
+            raise HarnessError(f"--zoo {value}: say which edition it is (--zoo ntire2026=PATH): {which}")
+    return checkouts
 
 
 def add_weights_source_options(parser: argparse.ArgumentParser) -> None:
@@ -68,8 +93,15 @@ def add_weights_source_options(parser: argparse.ArgumentParser) -> None:
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options of one evaluation run, shared by `esr evaluate` and `esr check`."""
     parser.add_argument("--data", default="samples", help="dataset folder, or 'samples' (default)")
-    parser.add_argument("--split", choices=["val", "test"], default="val", help="DIV2K split (default: val)")
-    parser.add_argument("--allow-partial", action="store_true", help="accept a DIV2K split with fewer images")
+    parser.add_argument(
+        "--split",
+        choices=["val", "test", "hybrid_test"],
+        default="val",
+        help="DIV2K or DIV2K_LSDIR split; hybrid_test is NTIRE 2023's LSDIR_DIV2K_test (default: val)",
+    )
+    parser.add_argument(
+        "--allow-partial", action="store_true", help="accept a DIV2K or DIV2K_LSDIR split with fewer images"
+    )
     parser.add_argument("--protocol", default="ntire2022", help="evaluation protocol (default: ntire2022)")
     parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu (default: auto)")
     parser.add_argument("--weights", type=Path, default=None, help="weights file for a single submission")
@@ -141,7 +173,7 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """Resolve everything the arguments name, run, and return the run document with constraints."""
     protocol = load_protocol(args.protocol)
-    submissions = resolve_many(args.submissions, zoo=args.zoo)
+    submissions = resolve_many(args.submissions, zoo=zoo_checkouts(args.zoo, args.submissions))
     if args.weights is not None and len(submissions) != 1:
         raise HarnessError(f"--weights: applies to exactly one submission, got {len(submissions)}")
     device = resolve_device(args.device)
@@ -158,6 +190,7 @@ def run_evaluation(
         protocol_version=protocol.version,
         border=protocol.border,
         device=device,
+        flop_counter=protocol.flop_counter,
         timing=timing,
         cache_dir=args.cache_dir,
         force=args.force,

@@ -11,10 +11,14 @@ from harness.commands._common import leaderboard_of
 from harness.leaderboard import DEFAULT_WIDTH, FORMATS, STYLES, load_run, render, write_plot
 
 NAME = "leaderboard"
-HELP = "Rank run results in the NTIRE 2022 track format or the seed's Table 2, beside the published ones."
+HELP = (
+    "Rank run results in the NTIRE 2022 track format, the seed's Table 2 or a 2024+ edition's score, "
+    "beside the published ones."
+)
 EXAMPLE = (
     "esr leaderboard results/runs/latest --published --style ntire2022 --plot board.png\n"
-    "  esr leaderboard --published    (the official table and the check that its ranks are reproduced)"
+    "  esr leaderboard --published    (the official table and the check that its ranks are reproduced)\n"
+    "  esr leaderboard --style ntire2026 --published    (the 2026 results.txt scored and ranked)"
 )
 
 
@@ -28,10 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--published",
         action="store_true",
-        help="add the published rows (official NTIRE 2022 table, or the seed's Table 2 with --style table2)",
+        help="add the published rows (official NTIRE 2022 table, the seed's Table 2 with --style table2, "
+        "or the edition's results.txt with --style ntire2024/ntire2026)",
     )
     parser.add_argument(
-        "--style", choices=STYLES, default="ntire2022", help="table layout (default ntire2022)"
+        "--style",
+        choices=STYLES,
+        default="ntire2022",
+        help="table layout: the 2022 tracks, Table 2, or a 2024+ edition's score (default ntire2022)",
     )
     parser.add_argument("--format", choices=FORMATS, default="md", help="output format (default md)")
     parser.add_argument(

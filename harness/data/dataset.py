@@ -41,6 +41,7 @@ class Dataset:
     scale: int
     items: tuple[ImagePair, ...]
     lr_cache_dir: Path | None = None
+    expected_count: int | None = None  # the split's full size, when the layout states it
     hash_pixels: bool = False  # hash decoded pixels, not file bytes (JPEG decoding may vary)
     workers: int = 2
     depth: int = 4
@@ -122,11 +123,14 @@ class Dataset:
 
     @property
     def expected_images(self) -> int:
-        """How many images the split should have: 100 for a DIV2K split, else what the folder holds.
+        """How many images the split should have: 100 for a DIV2K split, 200 for a DIV2K_LSDIR one,
+        else what the folder holds.
 
-        With ``--allow-partial`` a DIV2K split may hold fewer; the results then say so, and the
+        With ``--allow-partial`` a split may hold fewer; the results then say so, and the
         completeness constraint keeps such a run out of every ranking.
         """
+        if self.expected_count is not None:
+            return self.expected_count
         if self.layout.startswith("div2k") and self.split in DIV2K_SPLITS:
             return len(DIV2K_SPLITS[self.split][1])
         return len(self.items)
@@ -196,11 +200,12 @@ def open_dataset(
 ) -> Dataset:
     """Open ``spec`` ("samples" or a dataset folder of any known layout) for x``scale`` SR.
 
-    ``split`` chooses DIV2K val (default, 0801-0900) or test (0901-1000); other datasets have
-    no split (None or "val" accepted). A DIV2K split with other than 100 images is refused
-    unless ``allow_partial``. ``cache_dir`` holds LR images made from HR-only folders. An image
-    whose HR (or LR x scale) has fewer than ``min_hr_side`` pixels on a side is refused (the
-    metrics' border and window need that many).
+    ``split`` chooses DIV2K val (default, 0801-0900) or test (0901-1000), or DIV2K_LSDIR val, test
+    or (NTIRE 2023) hybrid_test; other datasets have no split (None or "val" accepted). A DIV2K or
+    DIV2K_LSDIR split with fewer images than it has is refused unless ``allow_partial``.
+    ``cache_dir`` holds LR images made from HR-only folders. An image whose HR (or LR x scale) has
+    fewer than ``min_hr_side`` pixels on a side is refused (the metrics' border and window need that
+    many).
     """
     check_scale(scale)
     if spec == "samples":
@@ -218,7 +223,14 @@ def open_dataset(
     generated = any(item.lr_path is None for item in found.items)
     lr_cache = (cache_dir or DEFAULT_LR_CACHE) if generated else None
     return Dataset(
-        found.name, str(root), found.layout, found.split, scale, found.items, lr_cache_dir=lr_cache
+        found.name,
+        str(root),
+        found.layout,
+        found.split,
+        scale,
+        found.items,
+        lr_cache_dir=lr_cache,
+        expected_count=found.expected_images,
     )
 
 

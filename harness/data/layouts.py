@@ -20,6 +20,15 @@ DIV2K_SPLITS: dict[str, tuple[str, range]] = {
 }
 DEFAULT_DIV2K_SPLIT = "val"
 
+# The NTIRE 2024+ data (and NTIRE 2023's hybrid test): split -> (dataset name, folder stem, images).
+# DIV2K_LSDIR_valid is DIV2K val plus 100 LSDIR images; the editions' results.json hold 200 values
+# for each split. The repositories do not say how many images LSDIR_DIV2K_test has (None).
+LSDIR_SPLITS: dict[str, tuple[str, str, int | None]] = {
+    "val": ("DIV2K_LSDIR", "DIV2K_LSDIR_valid", 200),
+    "test": ("DIV2K_LSDIR", "DIV2K_LSDIR_test", 200),
+    "hybrid_test": ("LSDIR_DIV2K", "LSDIR_DIV2K_test", None),
+}
+
 
 @dataclass(frozen=True)
 class ImagePair:
@@ -38,6 +47,7 @@ class Detected:
     layout: str
     split: str | None
     items: tuple[ImagePair, ...]
+    expected_images: int | None = None  # how many the split should have, when the layout says
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -62,6 +72,8 @@ def layout_descriptions(scale: int) -> dict[str, str]:
         "div2k": f"DIV2K_valid_HR/0801.png + DIV2K_valid_LR_bicubic/X{scale}/0801x{scale}.png",
         "div2k-ntire2022": f"DIV2K_valid_LR/0801x{scale}.png, DIV2K_test_LR/0901.png (+ _HR folders)",
         "div2k-hr": "DIV2K_valid_HR/ alone (LR made from HR)",
+        "div2k-lsdir": f"DIV2K_LSDIR_valid_HR/<name>.png + DIV2K_LSDIR_valid_LR/<name>x{scale}.png (also _test_, "
+        "and LSDIR_DIV2K_test_ for NTIRE 2023's hybrid test)",
         "selfexsr": f"image_SRF_{scale}/img_001_SRF_{scale}_HR.png + _LR.png",
         "basicsr": f"HR/<name>.png + LR_bicubic/X{scale}/<name>x{scale}.png",
         "imdn": f"HR/<name>.<ext> + LR/x{scale}/<name>x{scale}.<ext>",
@@ -121,6 +133,47 @@ def _div2k(root: Path, split: str | None, scale: int, allow_partial: bool) -> De
             f"({numbers[0]:04d}-{numbers[-1]:04d}){hint}"
         )
     return Detected("DIV2K", layout, split, tuple(items))
+
+
+# ---------------------------------------------------------------- DIV2K_LSDIR (NTIRE 2024+)
+
+
+def _is_lsdir(root: Path) -> bool:
+    return any(
+        (root / f"{stem}_{kind}").is_dir() for _, stem, _ in LSDIR_SPLITS.values() for kind in ("HR", "LR")
+    )
+
+
+def _lsdir(root: Path, split: str | None, scale: int, allow_partial: bool) -> Detected:
+    """The official scripts' reading: every HR/*.png, sorted, with LR/<name>x<scale>.png beside it.
+
+    A split whose HR is withheld (the test split) is read from its LR images alone.
+    """
+    split = split or DEFAULT_DIV2K_SPLIT
+    if split not in LSDIR_SPLITS:
+        raise HarnessError(
+            f"split {split!r} is not a DIV2K_LSDIR split (choose from: {', '.join(LSDIR_SPLITS)})"
+        )
+    name, stem, expected = LSDIR_SPLITS[split]
+    hr_dir, lr_dir = root / f"{stem}_HR", root / f"{stem}_LR"
+    if not hr_dir.is_dir() and not lr_dir.is_dir():
+        raise HarnessError(f"{root}: no {hr_dir.name}/ or {lr_dir.name}/ for split {split!r}")
+    suffix = f"x{scale}"
+    items = []
+    if hr_dir.is_dir():
+        for hr in sorted(hr_dir.glob("*.png")):
+            lr = lr_dir / f"{hr.stem}{suffix}.png"
+            if not lr.is_file():
+                raise HarnessError(f"{hr}: no LR image {lr.name} in {lr_dir}")
+            items.append(ImagePair(hr.stem, lr, hr))
+    else:
+        for lr in sorted(lr_dir.glob(f"*{suffix}.png")):
+            items.append(ImagePair(lr.stem.removesuffix(suffix), lr, None))
+    folder = hr_dir if hr_dir.is_dir() else lr_dir
+    if not items or (expected is not None and len(items) != expected and not allow_partial):
+        hint = "" if not items else "; pass --allow-partial to use a partial split"
+        raise HarnessError(f"{folder}: {name} {split} split has {len(items)} of {expected} images{hint}")
+    return Detected(name, "div2k-lsdir", split, tuple(items), expected_images=expected)
 
 
 # ---------------------------------------------------------------- benchmark sets
@@ -196,6 +249,8 @@ def detect(root: Path, *, split: str | None, scale: int, allow_partial: bool) ->
     """The layout of ``root`` and its pairs; one error line when nothing matches."""
     if not any(root.iterdir()):
         raise HarnessError(f"{root}: dataset folder is empty")
+    if _is_lsdir(root):
+        return _lsdir(root, split, scale, allow_partial)
     if _is_div2k(root):
         return _div2k(root, split, scale, allow_partial)
     if split not in (None, DEFAULT_DIV2K_SPLIT):

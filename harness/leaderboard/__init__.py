@@ -4,7 +4,9 @@ Entry points:
 
 - :func:`load_run` reads a run file (``results.json`` in a run directory, or ``esr evaluate --json``);
 - :func:`build_leaderboard` turns comparable runs (one protocol version, one device) into a
-  :class:`Leaderboard` in the ``ntire2022`` track style or the seed's ``table2`` style;
+  :class:`Leaderboard` in the ``ntire2022`` track style, the seed's ``table2`` style, or the score
+  style of a 2024+ edition (``ntire2024``, ``ntire2025``, ``ntire2026``: one builder, the protocol's
+  fields);
 - :func:`annotate_published` adds corrections of published figures (e.g. where the printed table
   disagrees with the organisers' own counter) to the published rows and the notes;
 - :func:`render` writes it as Markdown, CSV, LaTeX or HTML; :func:`write_plot` draws it.
@@ -17,6 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.leaderboard.edition import build_edition
+from harness.leaderboard.edition_tables import load_published_edition
 from harness.leaderboard.ntire2022 import build_ntire2022
 from harness.leaderboard.plot import write_plot
 from harness.leaderboard.published import load_official_table, load_seed_table
@@ -40,13 +44,15 @@ __all__ = [
     "write_plot",
 ]
 
-STYLES: tuple[str, ...] = ("ntire2022", "table2")
+# The 2022 track and Table-2 styles, then one score style per 2024+ edition (named as its protocol).
+SCORE_STYLES: tuple[str, ...] = ("ntire2024", "ntire2025", "ntire2026")
+STYLES: tuple[str, ...] = ("ntire2022", "table2", *SCORE_STYLES)
 DEFAULT_PROTOCOL = "ntire2022"
 
 
-def protocol_of(runs: Sequence[RunFile]) -> Protocol:
+def protocol_of(runs: Sequence[RunFile], default: str = DEFAULT_PROTOCOL) -> Protocol:
     """The protocol the runs were measured under (checked to be one name and version for all)."""
-    protocol = load_protocol(runs[0].protocol if runs else DEFAULT_PROTOCOL)
+    protocol = load_protocol(runs[0].protocol if runs else default)
     check_comparable(runs, protocol=protocol.name, version=protocol.version)
     return protocol
 
@@ -66,6 +72,14 @@ def build_leaderboard(
         raise HarnessError(f"--style {style}: expected one of {', '.join(STYLES)}")
     if not runs and published_dir is None:
         raise HarnessError("nothing to show: give a run directory or JSON file, or --published")
+    if style in SCORE_STYLES:
+        protocol = protocol_of(runs, default=style)
+        if protocol.name != style:
+            raise HarnessError(
+                f"--style {style}: the runs are of protocol {protocol.name}; use --style {protocol.name}"
+            )
+        published = load_published_edition(published_dir, style) if published_dir is not None else None
+        return build_edition(runs, protocol, published, asked_published=published_dir is not None)
     protocol = protocol_of(runs)
     official = load_official_table(published_dir) if published_dir is not None else None
     if style == "ntire2022":

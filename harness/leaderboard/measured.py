@@ -29,8 +29,9 @@ class MeasuredEntry:
     def name(self) -> str:
         return str(self.record["submission"])
 
-    def verdict(self, name: str) -> ConstraintResult:
-        return next(item for item in self.constraints if item.name == name)
+    def verdict(self, name: str) -> ConstraintResult | None:
+        """The verdict of constraint ``name``; None when the protocol does not state that constraint."""
+        return next((item for item in self.constraints if item.name == name), None)
 
     @property
     def validity(self) -> Verdict | None:
@@ -60,8 +61,10 @@ class MeasuredEntry:
 
     @property
     def runtime_ratio(self) -> float | None:
-        """Runtime over the baseline's in the same run (None when there is no usable baseline)."""
-        return self.verdict("runtime").value
+        """Runtime over the baseline's in the same run (None when there is no usable baseline, or the
+        protocol has no runtime constraint)."""
+        verdict = self.verdict("runtime")
+        return None if verdict is None else verdict.value
 
     @property
     def runtime_interval(self) -> tuple[float, float] | None:
@@ -148,10 +151,12 @@ def describe_measured(
         return [], None
     run = runs[0]
     notes = [f"measured: {run_summary(run, protocol)}"]
-    limits = [entry.verdict("psnr") for entry in entries if entry.verdict("psnr").limit is not None]
+    verdicts = [entry.verdict("psnr") for entry in entries]
+    limits = [verdict for verdict in verdicts if verdict is not None and verdict.limit is not None]
     if not limits:
         return notes, None
     verdict = limits[0]
+    assert verdict.limit is not None
     if verdict.kind == "proxy":
         notes.append(f"PSNR condition on {run.dataset.get('name')}: {verdict.note}")
         label = f"{verdict.limit:.2f} dB (proxy)"
@@ -171,6 +176,10 @@ def reference_panel(protocol: Protocol) -> PlotPanel:
     """The plot panel of published results: PSNR on the protocol's reference data, absolute limit."""
     reference = protocol.constraints.psnr_reference_data
     limit = protocol.constraints.psnr_min_db
+    if reference is None or limit is None:
+        raise HarnessError(
+            f"protocol {protocol.name} states no PSNR threshold to plot published results against"
+        )
     return PlotPanel(
         f"published: {reference.dataset} {reference.split}", ("published",), limit, f"{limit:.2f} dB"
     )

@@ -16,9 +16,13 @@ from harness.yaml_schema import from_mapping, read_yaml
 
 __all__ = [
     "Constraints",
+    "DataMode",
     "Protocol",
+    "PsnrLimit",
     "PublishedBaseline",
     "ReferenceData",
+    "ScoreFormula",
+    "ScoreWeights",
     "TimingProtocol",
     "list_protocols",
     "load_protocol",
@@ -28,6 +32,9 @@ __all__ = [
 _PROTOCOL_DIR = Path(__file__).resolve().parent
 
 Channel = Literal["rgb", "y"]
+# The NTIRE 2022 organisers' hooks, or fvcore's FlopCountAnalysis (NTIRE 2024 on): the names
+# harness.complexity.complexity_record takes.
+FlopCounter = Literal["ntire2022", "fvcore"]
 
 
 @dataclass(frozen=True)
@@ -65,14 +72,79 @@ class ReferenceData:
 
 
 @dataclass(frozen=True)
-class Constraints:
-    """The challenge constraints, in the units the result records use (counts, ratios, dB)."""
+class PsnrLimit:
+    """One PSNR threshold: the limit, the data it is stated on, and the margin used as a proxy elsewhere."""
 
-    params_max: int
-    runtime_ratio_max: float
-    psnr_min_db: float
-    psnr_reference_data: ReferenceData
-    psnr_proxy_margin_db: float
+    min_db: float
+    reference_data: ReferenceData
+    proxy_margin_db: float
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """The challenge constraints, in the units the result records use (counts, ratios, dB).
+
+    A constraint the protocol does not state is absent (None) and is not checked: the 2024+ editions
+    have no params or runtime limit, and the 2023 repository publishes no PSNR threshold. The first
+    PSNR threshold is given by the ``psnr_*`` fields; ``more_psnr_limits`` holds those stated on other
+    reference data (the test split).
+    """
+
+    params_max: int | None = None
+    runtime_ratio_max: float | None = None
+    psnr_min_db: float | None = None
+    psnr_reference_data: ReferenceData | None = None
+    psnr_proxy_margin_db: float | None = None
+    more_psnr_limits: tuple[PsnrLimit, ...] = ()
+
+    def psnr_limits(self) -> tuple[PsnrLimit, ...]:
+        """Every PSNR threshold, the first one first; empty when the protocol states none."""
+        if self.psnr_min_db is None or self.psnr_reference_data is None or self.psnr_proxy_margin_db is None:
+            return self.more_psnr_limits
+        first = PsnrLimit(self.psnr_min_db, self.psnr_reference_data, self.psnr_proxy_margin_db)
+        return (first, *self.more_psnr_limits)
+
+    def psnr_limit_for(self, dataset: dict[str, Any]) -> PsnrLimit | None:
+        """The threshold that judges a run on ``dataset``: the one stated on that very data, else
+        the one stated for the same split (its margin makes the proxy), else the first; None if none."""
+        limits = self.psnr_limits()
+        for limit in limits:
+            if limit.reference_data.matches(dataset):
+                return limit
+        same_split = [limit for limit in limits if limit.reference_data.split == dataset.get("split")]
+        return (same_split or list(limits) or [None])[0]
+
+
+@dataclass(frozen=True)
+class DataMode:
+    """One data mode of the edition's test script: a split, the dataset and folder layout it reads.
+
+    ``num_images`` is None where the repository does not say how many images the split has.
+    """
+
+    split: str
+    dataset: str
+    layout: str
+    num_images: int | None = None
+
+
+@dataclass(frozen=True)
+class ScoreWeights:
+    """The weights of the three sub-scores in the final score."""
+
+    runtime: float
+    flops: float
+    params: float
+
+
+@dataclass(frozen=True)
+class ScoreFormula:
+    """The 2024+ ranking score: ``Score_X = exp(factor * X / X_baseline)`` for runtime, FLOPs and
+    params, and ``Score_Final`` = the weighted sum of the three (lower is better)."""
+
+    form: Literal["exp_ratio"]
+    factor: float
+    weights: ScoreWeights
 
 
 @dataclass(frozen=True)
@@ -86,11 +158,16 @@ class PublishedBaseline:
     val_psnr_db: float
     test_psnr_db: float
     params: int
+    flops_g: float | None = None
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """One evaluation protocol, validated; see ``ntire2022.yaml`` for the meaning of each field."""
+    """One evaluation protocol, validated; see ``ntire2022.yaml`` for the meaning of each field.
+
+    The editions differ only in these fields (data, thresholds, baseline, FLOP counter, number of
+    averaged runs, score formula), never in code paths of their own.
+    """
 
     name: str
     version: int
@@ -100,9 +177,14 @@ class Protocol:
     fidelity_channel: Channel
     reported_channels: tuple[Channel, ...]
     baseline: str
+    data: tuple[DataMode, ...]
+    flop_counter: FlopCounter
+    averaged_runs: int
     timing: TimingProtocol
     constraints: Constraints
-    published_baseline: PublishedBaseline
+    published_baseline: PublishedBaseline | None = None
+    score: ScoreFormula | None = None
+    unpublished: tuple[str, ...] = ()
 
 
 def _validate(protocol: Protocol, where: str) -> None:
@@ -122,11 +204,34 @@ def _validate(protocol: Protocol, where: str) -> None:
         raise HarnessError(f"{where}: timing: rounds must be >= 1 and timeout_seconds > 0")
     if not 1 <= timing.warmup_min_passes <= timing.warmup_max_passes:
         raise HarnessError(f"{where}: timing: need 1 <= warmup_min_passes <= warmup_max_passes")
+    if protocol.averaged_runs < 1:
+        raise HarnessError(f"{where}: averaged_runs: must be >= 1, got {protocol.averaged_runs}")
+    if not protocol.data:
+        raise HarnessError(f"{where}: data: must list at least one data mode")
     limits = protocol.constraints
-    if limits.params_max <= 0 or limits.runtime_ratio_max <= 0 or limits.psnr_proxy_margin_db < 0:
-        raise HarnessError(f"{where}: constraints: params_max and runtime_ratio_max must be > 0, margin >= 0")
-    if protocol.published_baseline.ave_time_ms <= 0:
+    if (limits.params_max is not None and limits.params_max <= 0) or (
+        limits.runtime_ratio_max is not None and limits.runtime_ratio_max <= 0
+    ):
+        raise HarnessError(f"{where}: constraints: params_max and runtime_ratio_max must be > 0")
+    first = (limits.psnr_min_db, limits.psnr_reference_data, limits.psnr_proxy_margin_db)
+    if any(value is None for value in first) != all(value is None for value in first):
+        raise HarnessError(
+            f"{where}: constraints: psnr_min_db, psnr_reference_data and psnr_proxy_margin_db go together"
+        )
+    if any(limit.proxy_margin_db < 0 for limit in limits.psnr_limits()):
+        raise HarnessError(f"{where}: constraints: a PSNR proxy margin must be >= 0")
+    if limits.more_psnr_limits and limits.psnr_min_db is None:
+        raise HarnessError(f"{where}: constraints: more_psnr_limits needs the first limit (psnr_min_db)")
+    published = protocol.published_baseline
+    if published is not None and published.ave_time_ms <= 0:
         raise HarnessError(f"{where}: published_baseline.ave_time_ms: must be > 0")
+    score = protocol.score
+    if score is not None:
+        weights = (score.weights.runtime, score.weights.flops, score.weights.params)
+        if score.factor <= 0 or min(weights) < 0 or abs(sum(weights) - 1.0) > 1e-9:
+            raise HarnessError(f"{where}: score: factor must be > 0 and the weights >= 0, summing to 1")
+        if published is None or published.flops_g is None:
+            raise HarnessError(f"{where}: published_baseline.flops_g: the score needs the baseline's FLOPs")
 
 
 def parse_protocol(data: Any, *, source: str) -> Protocol:
@@ -145,8 +250,8 @@ def load_protocol(name: str) -> Protocol:
     """The shipped protocol ``name``; an unknown name is an error that lists close matches."""
     available = list_protocols()
     if name not in available:
-        close = difflib.get_close_matches(name, available, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        close = sorted(difflib.get_close_matches(name, available, n=len(available)))
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         raise HarnessError(f"unknown protocol {name!r}: {hint}available: {', '.join(available)}")
     path = _PROTOCOL_DIR / f"{name}.yaml"
     protocol = parse_protocol(read_yaml(path), source=str(path))

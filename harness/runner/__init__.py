@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
+from harness.complexity import RECORD_FIELDS
 from harness.errors import HarnessError
 from harness.metrics import METRIC_KEYS
 from harness.provenance import harness_identity
@@ -81,6 +82,7 @@ class RunConfig:
     protocol_version: int
     border: int
     device: torch.device
+    flop_counter: str = "ntire2022"
     timing: TimingSettings = field(default_factory=TimingSettings)
     cache_dir: Path = Path("results/runs/cache")
     force: bool = False
@@ -354,7 +356,7 @@ class _Coordinator:
         order = {image.name: index for index, image in enumerate(self.split.images)}
         state["per_image"].sort(key=lambda record: order[record["name"]])
         if state["complexity"] is None:
-            reply = self._ask(entry, msg.CountComplexity(), "the complexity count")
+            reply = self._ask(entry, msg.CountComplexity(self.config.flop_counter), "the complexity count")
             if not isinstance(reply, msg.ComplexityCounted):
                 return
             state["complexity"] = reply.counts
@@ -437,7 +439,7 @@ class _Coordinator:
         complexity = (
             source["complexity"]
             if entry.complete is None
-            else {key: source[key] for key in ("params", "flops", "activations", "num_conv")}
+            else {key: source.get(key) for key in RECORD_FIELDS}
         )
         record = {
             **_identity(entry),

@@ -61,7 +61,10 @@ class Accuracy:
 
 @dataclass(frozen=True)
 class CountComplexity:
-    """Params, FLOPs, activations and #conv at the protocol's input size."""
+    """Params, FLOPs, activations and #conv at the protocol's input size; FLOPs by ``counter``
+    (the protocol's FLOP counter), the other counter's figure beside it."""
+
+    counter: str
 
 
 @dataclass(frozen=True)

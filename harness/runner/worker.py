@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.complexity import count_complexity
+from harness.complexity import complexity_record
 from harness.data import write_png
 from harness.errors import HarnessError
 from harness.metrics import score_output, to_tensor
@@ -120,7 +120,7 @@ class SubmissionWorker:
             elif isinstance(request, msg.Accuracy):
                 yield from self.accuracy(request)
             elif isinstance(request, msg.CountComplexity):
-                yield msg.ComplexityCounted(count_complexity(self._model()).as_dict())
+                yield msg.ComplexityCounted(complexity_record(self._model(), request.counter))
             elif isinstance(request, msg.PrepareTiming):
                 yield self.prepare_timing()
             elif isinstance(request, msg.WarmUp):

@@ -61,7 +61,40 @@ def build_model(submission: Submission) -> nn.Module:
     if not isinstance(model, nn.Module):
         returned = type(model).__name__
         raise submission.error("model.class", f"{call} returned {returned}, not a torch.nn.Module")
+    if submission.model.before_load is not None:
+        _call_method(submission, model, submission.model.before_load, "model.before_load")
     return model.eval()
+
+
+def run_after_load(submission: Submission, model: nn.Module) -> nn.Module:
+    """Call the methods the official script calls after loading (``model.after_load`` on the model,
+    ``model.after_load_modules`` on every submodule that has it); they may change the structure."""
+    spec = submission.model
+    calls: list[tuple[str, nn.Module]] = []
+    if spec.after_load is not None:
+        calls.append((spec.after_load, model))
+    if spec.after_load_modules is not None:
+        found = [m for m in model.modules() if callable(getattr(m, spec.after_load_modules, None))]
+        if not found:
+            raise submission.error(
+                "model.after_load_modules", f"no submodule has {spec.after_load_modules}()"
+            )
+        calls += [(spec.after_load_modules, module) for module in found]
+    for method, owner in calls:
+        _call_method(submission, owner, method, "model.after_load")
+    return model.eval()
+
+
+def _call_method(submission: Submission, owner: nn.Module, method: str, field_name: str) -> None:
+    """Call ``owner.<method>()``; a missing or failing method is an error naming the field."""
+    function = getattr(owner, method, None)
+    if not callable(function):
+        raise submission.error(field_name, f"{type(owner).__name__} has no method {method}()")
+    try:
+        function()
+    except Exception as error:
+        message = f"{type(owner).__name__}.{method}() failed: {summarise_exception(error)}"
+        raise submission.error(field_name, message) from error
 
 
 def import_model_module(submission: Submission) -> ModuleType:

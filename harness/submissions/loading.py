@@ -1,8 +1,10 @@
 """Loading weights into a built model: safe unpickling, key selection, strict matching with a report.
 
 Checkpoints are read with ``torch.load(..., weights_only=True)``: a file that needs arbitrary pickle
-(it could run code) is refused unless the caller trusts it. Loading is strict; a mismatch is one
-line listing the first missing, unexpected and wrongly shaped keys with their counts. A model class
+(it could run code) is refused unless the caller trusts it. Loading is strict (unless the weights
+entry says ``strict: false``, as the official script does for some zoo models; a wrong shape is
+refused even then); a mismatch is one line listing the first missing, unexpected and wrongly
+shaped keys with their counts. A model class
 may define ``load_submission_state_dict(state_dict)`` to load differently (the CLB model collapses a
 training-form checkpoint that way); otherwise ``load_state_dict(strict=True)`` is used.
 """
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
-from harness.submissions.building import build_model, summarise_exception
+from harness.submissions.building import build_model, run_after_load, summarise_exception
 from harness.submissions.manifest import Submission
 from harness.submissions.weights import ResolvedWeights, WeightsSource, resolve_weights
 
@@ -74,7 +76,7 @@ def load_resolved(
         checkpoint = read_checkpoint(resolved.path, trust_weights=trust_weights)
         state_dict = select_state_dict(submission, checkpoint, resolved.path)
         apply_state_dict(submission, model, state_dict, resolved.path)
-    model = model.to(device).eval()
+    model = run_after_load(submission, model).to(device).eval()
     model.requires_grad_(False)
     return LoadedModel(
         model=model,
@@ -160,9 +162,16 @@ def apply_state_dict(
             raise submission.error("weights", message) from error
         return
     report = mismatch_report(model, state_dict)
-    if report:
+    strict = submission.weights is None or submission.weights.strict
+    if report and (strict or _shapes_differ(model, state_dict)):
         raise submission.error("weights", f"{path} does not fit {type(model).__name__}: {report}")
-    model.load_state_dict(state_dict, strict=True)
+    model.load_state_dict(state_dict, strict=strict)
+
+
+def _shapes_differ(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """A non-strict load still refuses a tensor of the wrong shape (torch raises on it)."""
+    expected = model.state_dict()
+    return any(key in expected and expected[key].shape != value.shape for key, value in state_dict.items())
 
 
 def mismatch_report(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> str:

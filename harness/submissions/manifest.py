@@ -19,7 +19,23 @@ from harness.yaml_schema import YamlMapping, read_yaml
 
 MANIFEST_NAME = "submission.yaml"
 VALID_INPUT_RANGES = (1.0, 255.0)
-ZOO_PREFIX = "ntire2022:"  # submissions named so are official models, built by harness.zoo
+# Submissions named "<edition>:<team|id|all>" are official models of that edition's repository,
+# built by harness.zoo from a checkout of it.
+ZOO_EDITIONS: tuple[str, ...] = ("ntire2022", "ntire2023", "ntire2024", "ntire2025", "ntire2026")
+ZOO_PREFIX = "ntire2022:"  # the first edition's prefix, kept for the names its registry gives
+
+
+def zoo_edition(spec: str) -> str | None:
+    """The edition a submission spec names a zoo model of (``ntire2026`` for ``ntire2026:0``), else None."""
+    edition, colon, _ = spec.partition(":")
+    return edition if colon and edition in ZOO_EDITIONS else None
+
+
+def zoo_env_variable(edition: str) -> str:
+    """The environment variable naming a checkout of ``edition``'s repository (``ESR_NTIRE2026_ZOO``)."""
+    return f"ESR_{edition.upper()}_ZOO"
+
+
 DEFAULT_TILE_OVERLAP = 32  # as the official script's tiled forward
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -53,6 +69,14 @@ class ModelSpec:
     module: str | None = None
     kwargs: dict[str, Any] = field(default_factory=FrozenDict, hash=False)
     root: Path | None = None
+    # A method of the model that must run before its weights load, because the model's own
+    # load_state_dict runs it (2025 team 30 fuses its blocks there); it changes the structure.
+    before_load: str | None = None
+    # Methods the official test script calls after loading the weights: one of the model
+    # (``repa``), and one of every submodule that has it (``switch_deploy``). Both change the
+    # network's structure, so they run before counting as well.
+    after_load: str | None = None
+    after_load_modules: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kwargs", FrozenDict(self.kwargs))
@@ -73,6 +97,8 @@ class WeightsSpec:
     state_dict_key: str | None = None
     strip_prefix: str | None = None
     instructions: str | None = None
+    # False where the official script loads with strict=False (keys it leaves at their defaults).
+    strict: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,6 +118,9 @@ class Submission:
     official_model_id: int | None = None
     extra_requires: tuple[str, ...] = ()
     needs_cuda: bool = False
+    # Why the harness cannot run this model at all (e.g. a custom CUDA operator built by the team's
+    # own script); None for every model it can run.
+    unsupported: str | None = None
 
     @property
     def where(self) -> str:
@@ -163,6 +192,9 @@ class Submission:
                 "class": self.model.class_name,
                 "kwargs": dict(self.model.kwargs),
                 "root": str(self.model.root) if self.model.root else None,
+                "before_load": self.model.before_load,
+                "after_load": self.model.after_load,
+                "after_load_modules": self.model.after_load_modules,
             },
             "weights": None
             if self.weights is None
@@ -173,6 +205,7 @@ class Submission:
                 "state_dict_key": self.weights.state_dict_key,
                 "strip_prefix": self.weights.strip_prefix,
                 "instructions": self.weights.instructions,
+                "strict": self.weights.strict,
             },
             "input_range": self.input_range,
             "scale": self.scale,
@@ -181,6 +214,7 @@ class Submission:
             "official_model_id": self.official_model_id,
             "extra_requires": list(self.extra_requires),
             "needs_cuda": self.needs_cuda,
+            "unsupported": self.unsupported,
         }
 
 

@@ -1,4 +1,4 @@
-"""Naming submissions on the command line: bundled names, manifest paths and ``ntire2022:`` specs.
+"""Naming submissions on the command line: bundled names, manifest paths and zoo specs (``ntire2026:0``).
 
 The bundled submissions are listed explicitly (not found by scanning folders), each one a folder of
 the repository's ``submissions/`` directory holding its ``submission.yaml``. A name registered twice
@@ -8,12 +8,19 @@ is an error; an unknown name is an error that suggests close matches and points 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
 import harness
 from harness.errors import HarnessError
-from harness.submissions.manifest import MANIFEST_NAME, ZOO_PREFIX, Submission, parse_manifest
+from harness.submissions.manifest import (
+    MANIFEST_NAME,
+    Submission,
+    parse_manifest,
+    zoo_edition,
+    zoo_env_variable,
+)
 
 BUNDLED_DIR = harness.BUNDLED_SUBMISSIONS_DIR
 
@@ -24,6 +31,9 @@ BUNDLED_NAMES: tuple[str, ...] = (
     "rfdn_baseline",
     "imdn_pruned",
     "bicubic",
+    "rlfn",
+    "efdn",
+    "span",
 )
 
 
@@ -91,8 +101,9 @@ def _manifest_from_path(spec: str) -> Path:
 
 def resolve_submission(name_or_path: str) -> Submission:
     """A bundled submission by name, or the submission whose manifest (or folder) is at a path."""
-    if name_or_path.startswith(ZOO_PREFIX):
-        raise HarnessError(f"{name_or_path}: ntire2022: submissions need --zoo (see `esr evaluate --help`)")
+    edition = zoo_edition(name_or_path)
+    if edition is not None:
+        raise HarnessError(f"{name_or_path}: {edition}: submissions need --zoo (see `esr evaluate --help`)")
     if _looks_like_path(name_or_path):
         return parse_manifest(_manifest_from_path(name_or_path))
     manifest = bundled_registry().manifest(name_or_path)
@@ -104,27 +115,33 @@ def resolve_submission(name_or_path: str) -> Submission:
     return submission
 
 
-def _resolve_zoo(spec: str, zoo: Path | None) -> list[Submission]:
-    if zoo is None:
-        raise HarnessError(
-            f"{spec}: ntire2022: submissions need --zoo PATH (or ESR_NTIRE2022_ZOO), "
-            "a checkout of https://github.com/ofsoundof/NTIRE2022_ESR"
-        )
+def _resolve_zoo(spec: str, edition: str, zoo: Path | None) -> list[Submission]:
     from harness import zoo as zoo_module  # imported only when an official model is asked for
 
+    if zoo is None:
+        repository = zoo_module.registry_for(edition).repository
+        raise HarnessError(
+            f"{spec}: {edition}: submissions need --zoo PATH (or {zoo_env_variable(edition)}), "
+            f"a checkout of {repository}"
+        )
     return zoo_module.resolve(spec, zoo)
 
 
-def resolve_many(specs: list[str], *, zoo: Path | None = None) -> list[Submission]:
+def resolve_many(specs: list[str], *, zoo: Mapping[str, Path] | None = None) -> list[Submission]:
     """Resolve command-line submission specs in order; the same name twice is an error.
 
-    ``ntire2022:...`` specs are resolved by ``harness.zoo`` from the official checkout at ``zoo``
-    (one spec may stand for several submissions); every other spec by ``resolve_submission``.
+    ``<edition>:...`` specs (``ntire2022:`` ... ``ntire2026:``) are resolved by ``harness.zoo`` from
+    the official checkout that ``zoo`` maps the edition to (one spec may stand for several
+    submissions); every other spec by ``resolve_submission``.
     """
     submissions: list[Submission] = []
     seen: dict[str, str] = {}
     for spec in specs:
-        found = _resolve_zoo(spec, zoo) if spec.startswith(ZOO_PREFIX) else [resolve_submission(spec)]
+        edition = zoo_edition(spec)
+        if edition is None:
+            found = [resolve_submission(spec)]
+        else:
+            found = _resolve_zoo(spec, edition, (zoo or {}).get(edition))
         for submission in found:
             if submission.name in seen:
                 name, first = submission.name, seen[submission.name]

@@ -93,15 +93,30 @@ def _check_rounds(values: Sequence[float], who: str) -> list[float]:
     return checked
 
 
+_MOST_ROUNDS = 1_000_000  # beyond this a verdict is not worth measuring: say nothing
+
+
 def _rounds_to_decide(log_mean: float, log_sd: float, log_limit: float, confidence: float) -> int | None:
-    """Smallest n whose t-interval half-width, at this spread, is under the distance to the limit."""
+    """Smallest n whose t-interval half-width, at this spread, is under the distance to the limit.
+
+    The half-width shrinks as n grows, so a bisection finds n; None when even ``_MOST_ROUNDS`` would
+    not do (an estimate sitting on the limit) or the spread is zero.
+    """
     distance = abs(log_mean - log_limit)
-    if log_sd == 0 or distance == 0:
+
+    def decides(n: int) -> bool:
+        return student_t.ppf(0.5 + confidence / 2, n - 1) * log_sd / math.sqrt(n) < distance
+
+    if log_sd == 0 or not decides(_MOST_ROUNDS):
         return None
-    for n in range(2, 100_001):
-        if student_t.ppf(0.5 + confidence / 2, n - 1) * log_sd / math.sqrt(n) < distance:
-            return n
-    return None
+    low, high = 2, _MOST_ROUNDS  # decides(high) holds; find the first n that decides
+    while low < high:
+        middle = (low + high) // 2
+        if decides(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def ratio_estimate(

@@ -48,7 +48,10 @@ def as_printed(metric: str, counted: int) -> float:
 
 
 def entry_disagreements(entry: ZooEntry) -> list[Disagreement]:
-    """The metrics of one model whose printed value is not the counter's value as printed."""
+    """The metrics of one model whose printed value is not the counter's value as printed (none when
+    the registry has no printed or counted figures for it)."""
+    if entry.published is None or entry.official_counter is None:
+        return []
     found = []
     for metric, (published_field, _, _, _) in PRINTED_AS.items():
         published = float(getattr(entry.published, published_field))

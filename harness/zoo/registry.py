@@ -1,11 +1,14 @@
-"""The registry of the NTIRE 2022 ESR model zoo: facts about each released model, read from YAML.
+"""The registries of the NTIRE ESR model zoos: facts about each released model, read from YAML.
 
-The registry (``ntire2022.yaml`` beside this file) says, for every model the official repository
-releases, how its own test script builds and loads it: module and class in the checkout, constructor
-arguments, weights file and sha256, state-dict quirks, input range and tiling. It also keeps two sets
-of complexity numbers: those printed in the official results table, and those the organisers' counter
+One registry per edition (``ntire2022.yaml`` ... ``ntire2026.yaml`` beside this file) says, for every
+model the official repository releases, how its own test script builds and loads it: module and class
+in the checkout, constructor arguments, weights file and sha256, state-dict quirks (nested key,
+prefix, ``strict=False``, methods called before or after loading), input range and tiling, and why a model
+cannot run (a GPU, a package, a custom operator). The 2022 registry also keeps two sets of complexity
+numbers: those printed in the official results table, and those the organisers' counter
 (``utils/model_summary.py`` of the checkout) gives for the released code, so that the two can be
-compared without the checkout at hand. The YAML is parsed once into frozen dataclasses; an unknown or
+compared without the checkout at hand. ``not_released`` lists ids whose branch of the test script
+builds no model (2025's ``pass`` branch). The YAML is parsed once into frozen dataclasses; an unknown or
 missing field fails at once with one line naming the file and the field.
 """
 
@@ -21,7 +24,13 @@ from typing import Any
 
 from harness.complexity import Complexity
 from harness.errors import HarnessError
-from harness.submissions.manifest import DEFAULT_TILE_OVERLAP, VALID_INPUT_RANGES, ZOO_PREFIX, FrozenDict
+from harness.submissions.manifest import (
+    DEFAULT_TILE_OVERLAP,
+    VALID_INPUT_RANGES,
+    ZOO_EDITIONS,
+    ZOO_PREFIX,
+    FrozenDict,
+)
 from harness.yaml_schema import YamlMapping, read_yaml
 
 DEFAULT_REGISTRY = Path(__file__).with_name("ntire2022.yaml")
@@ -58,15 +67,20 @@ class ZooEntry:
     sha256: str | None
     git_blob: str | None
     input_range: float
-    published: PublishedComplexity
-    official_counter: Complexity
+    published: PublishedComplexity | None = None
+    official_counter: Complexity | None = None
     kwargs: Mapping[str, Any] = field(default_factory=FrozenDict, hash=False)
     state_dict_key: str | None = None
     strip_prefix: str | None = None
+    strict: bool = True
+    before_load: str | None = None
+    after_load: str | None = None
+    after_load_modules: str | None = None
     tile: int | None = None
     tile_overlap: int = DEFAULT_TILE_OVERLAP
     extra_requires: tuple[str, ...] = ()
     needs_cuda: bool = False
+    unsupported: str | None = None
     note: str | None = None
 
     @property
@@ -76,18 +90,28 @@ class ZooEntry:
 
     @property
     def submission_name(self) -> str:
+        """The entry's name in the NTIRE 2022 zoo (see :meth:`Registry.submission_name`)."""
         return f"{ZOO_PREFIX}{self.slug}"
 
 
 @dataclass(frozen=True)
 class Registry:
-    """All released models of one challenge, plus named groups of official model ids."""
+    """All released models of one challenge, plus named groups of official model ids.
+
+    ``not_released`` maps official ids whose branch of the test script builds no model to why.
+    """
 
     path: Path
     repository: str
     commit: str
     entries: tuple[ZooEntry, ...]
     groups: Mapping[str, tuple[int, ...]]
+    not_released: Mapping[int, str] = field(default_factory=dict)
+    prefix: str = ZOO_PREFIX
+
+    def submission_name(self, entry: ZooEntry) -> str:
+        """``<edition>:<team>``, the name a model of this zoo is evaluated and reported under."""
+        return f"{self.prefix}{entry.slug}"
 
     def by_id(self, official_model_id: int) -> ZooEntry:
         for entry in self.entries:
@@ -107,12 +131,14 @@ class Registry:
         if folded in self.groups:
             return [self.by_id(i) for i in self.groups[folded]]
         if _is_integer(key):
+            if int(key) in self.not_released:
+                raise HarnessError(f"{self.prefix}{key}: {self.not_released[int(key)]}")
             try:
                 return [self.by_id(int(key))]
             except KeyError:
                 ids = ", ".join(str(e.official_model_id) for e in self.entries)
                 raise HarnessError(
-                    f"{ZOO_PREFIX}{key}: no released model has official id {key} (released: {ids})"
+                    f"{self.prefix}{key}: no released model has official id {key} (released: {ids})"
                 ) from None
         for entry in self.entries:
             if folded in (entry.team.casefold(), entry.slug.casefold()):
@@ -122,7 +148,7 @@ class Registry:
         close = [by_fold[c] for c in difflib.get_close_matches(folded, list(by_fold), n=3, cutoff=0.5)]
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         raise HarnessError(
-            f"{ZOO_PREFIX}{key}: unknown team or model id; {hint}"
+            f"{self.prefix}{key}: unknown team or model id; {hint}"
             f"the {len(self.entries)} released models are listed in {self.path}"
         )
 
@@ -139,37 +165,59 @@ _ENTRY_REQUIRED = (
     "class",
     "weights",
     "input_range",
-    "published",
-    "official_counter",
 )
 _ENTRY_OPTIONAL = (
+    "published",
+    "official_counter",
     "sha256",
     "git_blob",
     "kwargs",
     "state_dict_key",
     "strip_prefix",
+    "strict",
+    "before_load",
+    "after_load",
+    "after_load_modules",
     "tile",
     "tile_overlap",
     "extra_requires",
     "needs_cuda",
+    "unsupported",
     "note",
 )
 
 
-def _parse_entry(path: Path, index: int, data: object) -> ZooEntry:
-    fields = YamlMapping(path, f"models[{index}]", data, required=_ENTRY_REQUIRED, optional=_ENTRY_OPTIONAL)
+def _published(fields: YamlMapping) -> PublishedComplexity | None:
+    if fields.data.get("published") is None:
+        return None
     published = YamlMapping(
-        path,
+        fields.source,
         fields.name("published"),
-        data["published"],
+        fields.data["published"],
         required=("params_m", "flops_g", "acts_m", "num_conv"),
     )
+    return PublishedComplexity(
+        params_m=float(published.get("params_m", (int, float))),
+        flops_g=float(published.get("flops_g", (int, float))),
+        acts_m=float(published.get("acts_m", (int, float))),
+        num_conv=published.get("num_conv", int),
+    )
+
+
+def _official_counter(fields: YamlMapping) -> Complexity | None:
+    if fields.data.get("official_counter") is None:
+        return None
     counted = YamlMapping(
-        path,
+        fields.source,
         fields.name("official_counter"),
-        data["official_counter"],
+        fields.data["official_counter"],
         required=("params", "flops", "activations", "num_conv"),
     )
+    return Complexity(**{key: counted.get(key, int) for key in counted.data})
+
+
+def _parse_entry(path: Path, index: int, data: object) -> ZooEntry:
+    fields = YamlMapping(path, f"models[{index}]", data, required=_ENTRY_REQUIRED, optional=_ENTRY_OPTIONAL)
     extra = fields.get("extra_requires", list, [])
     if not all(isinstance(name, str) and name.isidentifier() for name in extra):
         fields.fail(fields.name("extra_requires"), "must be a list of import names")
@@ -196,30 +244,31 @@ def _parse_entry(path: Path, index: int, data: object) -> ZooEntry:
         input_range=float(input_range),
         state_dict_key=fields.get("state_dict_key", str),
         strip_prefix=fields.get("strip_prefix", str),
+        strict=fields.get("strict", bool, True),
+        before_load=fields.text("before_load"),
+        after_load=fields.text("after_load"),
+        after_load_modules=fields.text("after_load_modules"),
         tile=fields.get("tile", int),
         tile_overlap=fields.get("tile_overlap", int, DEFAULT_TILE_OVERLAP),
         extra_requires=tuple(extra),
         needs_cuda=fields.get("needs_cuda", bool, False),
+        unsupported=fields.text("unsupported"),
         note=fields.get("note", str),
-        published=PublishedComplexity(
-            params_m=float(published.get("params_m", (int, float))),
-            flops_g=float(published.get("flops_g", (int, float))),
-            acts_m=float(published.get("acts_m", (int, float))),
-            num_conv=published.get("num_conv", int),
-        ),
-        official_counter=Complexity(**{key: counted.get(key, int) for key in counted.data}),
+        published=_published(fields),
+        official_counter=_official_counter(fields),
     )
 
 
-def load_registry(path: str | Path | None = None) -> Registry:
-    """Parse and check a zoo registry file (by default the NTIRE 2022 one shipped with the harness)."""
+def load_registry(path: str | Path | None = None, *, prefix: str = ZOO_PREFIX) -> Registry:
+    """Parse and check a zoo registry file (by default the NTIRE 2022 one shipped with the harness);
+    ``prefix`` is what its submission names start with (``ntire2026:``)."""
     path = Path(path) if path is not None else DEFAULT_REGISTRY
     top = YamlMapping(
         path,
         "",
         read_yaml(path),
         required=("repository", "commit", "models"),
-        optional=("groups",),
+        optional=("groups", "not_released"),
         label="registry",
     )
     raw_models = top.get("models", list)
@@ -243,12 +292,23 @@ def load_registry(path: str | Path | None = None) -> Registry:
         if not isinstance(members, list) or not all(isinstance(m, int) and m in ids for m in members):
             top.fail(where, "must be a list of official model ids present in 'models'")
         groups[name] = tuple(members)
+    not_released: dict[int, str] = {}
+    for item_index, item in enumerate(top.get("not_released", list, [])):
+        fields = YamlMapping(
+            path, f"not_released[{item_index}]", item, required=("official_model_id", "reason")
+        )
+        official_id = fields.get("official_model_id", int)
+        if official_id in ids:
+            fields.fail(fields.name("official_model_id"), f"{official_id} is also a released model")
+        not_released[official_id] = fields.get("reason", str)
     return Registry(
         path=path,
         repository=top.get("repository", str),
         commit=top.get("commit", str),
         entries=entries,
         groups=groups,
+        not_released=not_released,
+        prefix=prefix,
     )
 
 
@@ -256,3 +316,13 @@ def load_registry(path: str | Path | None = None) -> Registry:
 def default_registry() -> Registry:
     """The NTIRE 2022 registry shipped with the harness, parsed once."""
     return load_registry(DEFAULT_REGISTRY)
+
+
+@lru_cache(maxsize=len(ZOO_EDITIONS))
+def registry_for(edition: str) -> Registry:
+    """The shipped registry of ``edition`` (``ntire2022`` ... ``ntire2026``), parsed once."""
+    if edition not in ZOO_EDITIONS:
+        raise HarnessError(f"unknown model zoo {edition!r} (known: {', '.join(ZOO_EDITIONS)})")
+    if edition == "ntire2022":
+        return default_registry()
+    return load_registry(Path(__file__).with_name(f"{edition}.yaml"), prefix=f"{edition}:")
