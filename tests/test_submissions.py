@@ -25,6 +25,7 @@ import yaml
 from PIL import Image
 from torch import nn
 
+from harness.catalog import resolve_many
 from harness.errors import HarnessError
 from harness.submissions import (
     BUNDLED_DIR,
@@ -35,7 +36,6 @@ from harness.submissions import (
     list_bundled,
     load_model,
     parse_manifest,
-    resolve_many,
     resolve_submission,
     resolve_weights,
 )

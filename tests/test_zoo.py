@@ -22,9 +22,10 @@ import torch
 import yaml
 from torch import nn
 
+from harness.catalog import resolve_many
 from harness.complexity import count_complexity
 from harness.errors import HarnessError
-from harness.submissions import build_model, load_model, resolve_many
+from harness.submissions import build_model, load_model
 from harness.zoo import compare_published, default_registry, load_registry, resolve
 from harness.zoo.published import as_printed
 

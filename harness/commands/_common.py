@@ -13,6 +13,7 @@ from typing import Any
 
 import harness
 from harness.atomic import write_json_atomic
+from harness.catalog import resolve_many
 from harness.constraints import apply_constraints
 from harness.data import open_dataset
 from harness.errors import HarnessError
@@ -20,7 +21,7 @@ from harness.leaderboard import Leaderboard, RunFile, annotate_published, build_
 from harness.metrics.fidelity import WINDOW_SIZE as SSIM_WINDOW
 from harness.protocols import Protocol, load_protocol
 from harness.runner import RunConfig, TimingSettings, evaluate_run
-from harness.submissions import resolve_many, resolve_submission
+from harness.submissions import resolve_submission
 from harness.submissions.manifest import ZOO_EDITIONS, zoo_edition, zoo_env_variable
 from harness.timing import resolve_device
 from harness.zoo import compare_published

@@ -13,11 +13,12 @@ import torch
 from tabulate import tabulate
 
 from harness.atomic import write_json_atomic
+from harness.catalog import resolve_many
 from harness.commands._common import add_zoo_option, zoo_checkouts
 from harness.complexity import DEFAULT_INPUT_SIZE, complexity_record, parse_input_size
 from harness.errors import HarnessError
 from harness.protocols import load_protocol
-from harness.submissions import Submission, build_model, resolve_many
+from harness.submissions import Submission, build_model
 from harness.submissions.building import run_after_load
 from harness.submissions.manifest import zoo_edition
 

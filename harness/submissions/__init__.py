@@ -1,6 +1,7 @@
 """Submissions: a model definition plus one weights entry, named by a bundled name or a manifest path.
 
-Entry points: ``resolve_submission`` / ``resolve_many`` (names and paths -> ``Submission``),
+Entry points: ``resolve_submission`` (a bundled name or a manifest path -> ``Submission``; zoo names
+are ``harness.catalog.resolve_many``'s),
 ``build_model`` (architecture only), ``resolve_weights`` (where the weights come from, verified) and
 ``load_model`` (all of it, ready to run).
 """
@@ -14,7 +15,7 @@ from harness.submissions.loading import (
     read_checkpoint,
 )
 from harness.submissions.manifest import ModelSpec, Submission, WeightsSpec, parse_manifest
-from harness.submissions.registry import BUNDLED_DIR, list_bundled, resolve_many, resolve_submission
+from harness.submissions.registry import BUNDLED_DIR, list_bundled, resolve_submission
 from harness.submissions.source import model_source_digest
 from harness.submissions.weights import ResolvedWeights, default_cache_dir, resolve_weights, sha256_file
 
@@ -34,7 +35,6 @@ __all__ = [
     "model_source_digest",
     "parse_manifest",
     "read_checkpoint",
-    "resolve_many",
     "resolve_submission",
     "resolve_weights",
     "sha256_file",

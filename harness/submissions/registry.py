@@ -1,4 +1,7 @@
-"""Naming submissions on the command line: bundled names, manifest paths and zoo specs (``ntire2026:0``).
+"""Bundled submissions by name, and submissions by the path of their manifest.
+
+``<edition>:<team>`` names of the official zoos are resolved a layer above, by ``harness.catalog``,
+which knows both this registry and ``harness.zoo``.
 
 The bundled submissions are listed explicitly (not found by scanning folders), each one a folder of
 the repository's ``submissions/`` directory holding its ``submission.yaml``. A name registered twice
@@ -8,7 +11,6 @@ is an error; an unknown name is an error that suggests close matches and points 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,7 +21,6 @@ from harness.submissions.manifest import (
     Submission,
     parse_manifest,
     zoo_edition,
-    zoo_env_variable,
 )
 
 BUNDLED_DIR = harness.BUNDLED_SUBMISSIONS_DIR
@@ -113,39 +114,3 @@ def resolve_submission(name_or_path: str) -> Submission:
             f"{manifest}: name: {submission.name!r} differs from its bundled name {name_or_path!r}"
         )
     return submission
-
-
-def _resolve_zoo(spec: str, edition: str, zoo: Path | None) -> list[Submission]:
-    from harness import zoo as zoo_module  # imported only when an official model is asked for
-
-    if zoo is None:
-        repository = zoo_module.registry_for(edition).repository
-        raise HarnessError(
-            f"{spec}: {edition}: submissions need --zoo PATH (or {zoo_env_variable(edition)}), "
-            f"a checkout of {repository}"
-        )
-    return zoo_module.resolve(spec, zoo)
-
-
-def resolve_many(specs: list[str], *, zoo: Mapping[str, Path] | None = None) -> list[Submission]:
-    """Resolve command-line submission specs in order; the same name twice is an error.
-
-    ``<edition>:...`` specs (``ntire2022:`` ... ``ntire2026:``) are resolved by ``harness.zoo`` from
-    the official checkout that ``zoo`` maps the edition to (one spec may stand for several
-    submissions); every other spec by ``resolve_submission``.
-    """
-    submissions: list[Submission] = []
-    seen: dict[str, str] = {}
-    for spec in specs:
-        edition = zoo_edition(spec)
-        if edition is None:
-            found = [resolve_submission(spec)]
-        else:
-            found = _resolve_zoo(spec, edition, (zoo or {}).get(edition))
-        for submission in found:
-            if submission.name in seen:
-                name, first = submission.name, seen[submission.name]
-                raise HarnessError(f"submission {name!r} is named twice (by {first!r} and {spec!r})")
-            seen[submission.name] = spec
-            submissions.append(submission)
-    return submissions

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.catalog import resolve_many
 from harness.data import read_image
 from harness.errors import HarnessError
 from harness.metrics import score_output, to_tensor
 from harness.runner.forward import forward
-from harness.submissions import LoadedModel, load_model, resolve_many
+from harness.submissions import LoadedModel, load_model
 
 __all__ = ["OutputSource", "saved_image_path", "super_resolve"]
 
