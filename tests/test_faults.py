@@ -191,6 +191,14 @@ def _wrong_sha(root: Path) -> Path:
     return folder
 
 
+def _zoo_missing_weights(root: Path) -> list[str]:
+    """A checkout with the official layout (models/, model_zoo/) whose model_zoo/ lacks team04's file."""
+    checkout = root / "NTIRE2022_ESR"
+    (checkout / "model_zoo").mkdir(parents=True)
+    (checkout / "models").mkdir()
+    return ["ntire2022:ByteESR", "--zoo", str(checkout)]
+
+
 # (id, how the input is made from a fresh folder -> (submission args, data argument, extra args),
 #  words the one error line must contain)
 BAD_INPUTS: list[tuple[str, Callable[[Path], tuple[list[str], str, list[str]]], list[str]]] = [
@@ -294,6 +302,11 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], tuple[list[str], str, list[str]]], 
         "unknown_submission",
         lambda r: (["clb_imbn"], "samples", []),
         ["unknown submission 'clb_imbn'", "did you mean clb_imdn"],
+    ),
+    (
+        "zoo_checkout_missing_weights",
+        lambda r: (_zoo_missing_weights(r), "samples", []),
+        ["model_zoo/team04_rlfn.pth", "not found"],
     ),
     (
         "data_is_a_file",

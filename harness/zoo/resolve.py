@@ -31,8 +31,8 @@ def resolve(spec: str, zoo: str | Path | None, *, registry: Registry | None = No
     official table, or with spaces written as underscores), an official model id, a group of the
     registry (``table2``) or ``all``.
     Weights files are not verified here (except one known only by its git blob id, see
-    :func:`_weights_spec`): a missing or altered file fails when that one model is loaded, so that
-    one bad model never stops the others.
+    :func:`_weights_spec`): the runner verifies every submission's weights before anything runs,
+    and a checkout missing a file is a bad input (one line naming the file, exit 2).
     """
     edition = zoo_edition(spec)
     if edition is None:
