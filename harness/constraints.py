@@ -7,10 +7,10 @@ constraints come from the protocol file, so the numbers live in one place:
 - ``complete``: the submission ran (status ``ok``) on every image of the dataset;
 - ``params``: parameter count <= the protocol's limit (an exact count);
 - ``runtime``: protocol runtime statistic / the baseline's, measured in the same run on the same
-  device, <= the limit ratio (1.0): a ratio, so it holds on any GPU. When both were timed in the
-  same interleaved rounds, the verdict is three-valued: ``pass`` when the 95% interval of the ratio
-  (from the paired per-round ratios) lies at or under the limit, ``fail`` when it lies over it,
-  ``inconclusive`` when it straddles it;
+  device, <= the limit ratio (1.0): a ratio, so it holds on any GPU. When both were timed side by
+  side in interleaved rounds (the record's ``pairing``), the verdict is three-valued: ``pass`` when
+  the 95% interval of the paired ratio (over the per-round ratios) lies at or under the limit,
+  ``fail`` when it lies over it, ``inconclusive`` when it straddles it;
 - ``psnr``: on a threshold's reference data (complete DIV2K val for ntire2022, DIV2K_LSDIR val or
   test for 2024+) PSNR >= its limit; on any other data PSNR >= the baseline's PSNR on that data minus
   the threshold's margin, labelled ``proxy``.
@@ -126,13 +126,18 @@ def _runtime_ratio(
         raise _CheckError(f"baseline runtime {statistic} is {reference} ms, cannot divide by it")
     ratio = mine / reference
     note = f"{statistic} {mine:.2f} ms / {protocol.baseline} {reference:.2f} ms, same run and device"
-    paired = _paired_rounds(result, usable)
-    if paired is None or statistic != "mean":
+    pairing = _pairing(result, usable)
+    if pairing is None or statistic != "mean":
         return ConstraintResult("runtime", ratio, limit, "<=", ratio <= limit, "relative", "x baseline", note)
-    estimate = ratio_estimate(*paired, limit=limit)
+    ratio = mine / pairing["baseline_mean_ms"]  # its own baseline, timed beside it on its device
+    note = f"{statistic} {mine:.2f} ms / {protocol.baseline} {pairing['baseline_mean_ms']:.2f} ms, timed side by side"
+    estimate = ratio_estimate(pairing["round_ratios"], value=ratio, limit=limit)
     if estimate.interval is not None:
         low, high = estimate.interval
-        note += f"; {estimate.confidence:.0%} interval {low:.3f}-{high:.3f} over {estimate.rounds} rounds"
+        note += (
+            f"; {estimate.confidence:.0%} interval {low:.3f}-{high:.3f} of the paired ratio "
+            f"over {estimate.rounds} rounds"
+        )
     if estimate.verdict == "inconclusive":
         decide = (
             f"; about {estimate.rounds_to_decide} rounds would decide it at this spread (--rounds)"
@@ -154,20 +159,17 @@ def _runtime_ratio(
     )
 
 
-def _paired_rounds(
-    result: dict[str, Any], baseline: dict[str, Any]
-) -> tuple[list[float], list[float]] | None:
-    """The per-round mean runtimes of a result and its baseline, when timed in the same rounds."""
-    mine = (result.get("runtime_ms") or {}).get("rounds")
-    theirs = (baseline.get("runtime_ms") or {}).get("rounds")
-    same_session = result.get("timing_session") is not None and (
-        result.get("timing_session") == baseline.get("timing_session")
-    )
-    if not (isinstance(mine, list) and isinstance(theirs, list) and mine and same_session):
+def _pairing(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any] | None:
+    """How a result was timed against the baseline, when the run recorded it (runs since the
+    interleaved rounds): the baseline's mean on that device and the paired per-round ratios."""
+    pairing = result.get("pairing")
+    if not isinstance(pairing, dict) or result.get("timing_session") != baseline.get("timing_session"):
         return None
-    if len(mine) != len(theirs):
-        raise _CheckError(f"result has {len(mine)} timing rounds, the baseline {len(theirs)}")
-    return mine, theirs
+    ratios = pairing.get("round_ratios")
+    mean = pairing.get("baseline_mean_ms")
+    if not isinstance(ratios, list) or not ratios or not isinstance(mean, int | float) or mean <= 0:
+        raise _CheckError(f"result's pairing with the baseline is incomplete: {pairing!r}")
+    return pairing
 
 
 def _psnr(

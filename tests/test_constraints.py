@@ -208,46 +208,54 @@ def test_apply_constraints_fills_every_record() -> None:
     assert "valid" not in run["results"][0]  # the input is not modified
 
 
-def _timed(name: str, rounds: list[float], session: str = "s1") -> dict:
-    """A record timed in interleaved rounds: its per-round means and the session that took them."""
-    base = record(name, ms=sum(rounds) / len(rounds))
-    base["runtime_ms"]["rounds"] = rounds
+BASE_MEAN = 50.4
+
+
+def _timed(name: str, ratios: list[float], session: str = "s1", mean_ratio: float | None = None) -> dict:
+    """A record timed side by side with the baseline: its paired per-round ratios and its session."""
+    mean_ratio = sum(ratios) / len(ratios) if mean_ratio is None else mean_ratio
+    base = record(name, ms=mean_ratio * BASE_MEAN)
     base["timing_session"] = session
+    base["pairing"] = {"baseline": "imdn_baseline", "baseline_mean_ms": BASE_MEAN, "round_ratios": ratios}
     return base
 
 
-BASE_ROUNDS = [50.0, 52.0, 51.0, 49.0, 50.0]
+ONES = [1.0] * 5
 
 
 def test_runtime_verdict_is_three_valued_from_the_paired_rounds() -> None:
-    baseline = _timed("imdn_baseline", BASE_ROUNDS)
+    baseline = _timed("imdn_baseline", ONES)
     # 0.9 of the baseline in every round: the interval is [0.9, 0.9], clear under 1.
-    clear = verdicts(_timed("fast", [0.9 * x for x in BASE_ROUNDS]), baseline=baseline)["runtime"]
-    assert clear.verdict == "pass" and clear.passed
-    assert clear.interval == pytest.approx((0.9, 0.9)) and "interval 0.900-0.900 over 5 rounds" in clear.note
+    clear = verdicts(_timed("fast", [0.9] * 5), baseline=baseline)["runtime"]
+    assert clear.verdict == "pass" and clear.passed and clear.value == pytest.approx(0.9)
+    assert clear.interval == pytest.approx((0.9, 0.9))
+    assert "interval 0.900-0.900 of the paired ratio over 5 rounds" in clear.note
     # Ratios 0.95 and 1.04 alternate: the interval straddles 1.
-    mixed = [r * b for r, b in zip([0.95, 1.04, 0.95, 1.04, 0.95], BASE_ROUNDS, strict=True)]
-    straddling = verdicts(_timed("close", mixed), baseline=baseline)["runtime"]
+    straddling = verdicts(_timed("close", [0.95, 1.04, 0.95, 1.04, 0.95]), baseline=baseline)["runtime"]
     assert straddling.verdict == "inconclusive" and not straddling.passed
     low, high = straddling.interval
     assert low < 1.0 < high and "inconclusive" in straddling.note and "rounds would decide" in straddling.note
-    over = verdicts(_timed("slow", [1.2 * x for x in BASE_ROUNDS]), baseline=baseline)["runtime"]
+    over = verdicts(_timed("slow", [1.2] * 5), baseline=baseline)["runtime"]
     assert over.verdict == "fail" and over.interval == pytest.approx((1.2, 1.2))
+    # The value is the protocol's ratio of mean runtimes, whatever the paired ratios say.
+    assert verdicts(_timed("means", [0.9] * 5, mean_ratio=0.93), baseline=baseline)["runtime"].value == (
+        pytest.approx(0.93)
+    )
 
 
 def test_runtime_verdict_needs_both_records_from_one_timing_session() -> None:
-    baseline = _timed("imdn_baseline", BASE_ROUNDS, session="s1")
-    other_session = verdicts(_timed("fast", [0.9 * x for x in BASE_ROUNDS], session="s2"), baseline=baseline)
+    baseline = _timed("imdn_baseline", ONES, session="s1")
+    other_session = verdicts(_timed("fast", [0.9] * 5, session="s2"), baseline=baseline)
     assert other_session["runtime"].interval is None and other_session["runtime"].verdict == "pass"
 
 
 def test_an_inconclusive_result_is_neither_valid_nor_invalid() -> None:
-    baseline = _timed("imdn_baseline", BASE_ROUNDS)
-    mixed = [r * b for r, b in zip([0.95, 1.04, 0.95, 1.04, 0.95], BASE_ROUNDS, strict=True)]
-    run = {"baseline": "imdn_baseline", "dataset": DIV2K_VAL, "results": [_timed("close", mixed), baseline]}
+    baseline = _timed("imdn_baseline", ONES)
+    close = _timed("close", [0.95, 1.04, 0.95, 1.04, 0.95])
+    run = {"baseline": "imdn_baseline", "dataset": DIV2K_VAL, "results": [close, baseline]}
     close, base = apply_constraints(run, PROTOCOL)["results"]
     assert close["valid"] is None and base["valid"] is True
     (runtime,) = [c for c in close["constraints"] if c["name"] == "runtime"]
     assert runtime["verdict"] == "inconclusive" and len(runtime["interval"]) == 2
-    slow = {**run, "results": [_timed("slow", [1.2 * x for x in BASE_ROUNDS]), baseline]}
+    slow = {**run, "results": [_timed("slow", [1.2] * 5), baseline]}
     assert apply_constraints(slow, PROTOCOL)["results"][0]["valid"] is False

@@ -49,7 +49,7 @@ from harness.runner.process import WorkerLost, WorkerProcess
 from harness.runner.shared_data import SharedSplit, share_dataset
 from harness.submissions import ResolvedWeights, Submission, model_source_digest, resolve_weights
 from harness.timing import RuntimeStats, device_fingerprint, fingerprint_id, nvml_snapshot
-from harness.timing.rounds import round_orders, turn_order
+from harness.timing.rounds import paired_round_ratios, round_orders, turn_order
 
 if TYPE_CHECKING:
     from harness.data import Dataset
@@ -179,8 +179,11 @@ def _mean_or_none(values: list[float | None]) -> float | None:
 class _Coordinator:
     """One run: identities, shared data, workers, the two passes, and the records."""
 
-    def __init__(self, dataset: Dataset, config: RunConfig, entries: list[_Entry]) -> None:
+    def __init__(
+        self, dataset: Dataset, config: RunConfig, entries: list[_Entry], baseline_name: str | None
+    ) -> None:
         self.dataset = dataset
+        self.baseline_name = baseline_name
         self.config = config
         self.entries = entries
         self.cache = ResultCache(config.cache_dir)
@@ -453,6 +456,7 @@ class _Coordinator:
             "warmup_passes": entry.warmup_passes,
             "torch_settings_changed": entry.loaded.changed_by_submission if entry.loaded else {},
             "timing_session": self.session,
+            "pairing": self._pairing(entry),
             "resumed": resumed,
             "per_image": per_image,
         }
@@ -462,6 +466,18 @@ class _Coordinator:
             entry.slot.release(remove=True)
             entry.slot = None
         return {**record, "cached": False}
+
+    def _pairing(self, entry: _Entry) -> dict[str, Any] | None:
+        """How ``entry`` compares with the baseline timed beside it, for the runtime verdict."""
+        baseline = next((other for other in self.entries if other.name == self.baseline_name), None)
+        if baseline is None or not baseline.ok or len(baseline.latencies) != len(entry.latencies):
+            return None
+        every = [latency for latencies in baseline.latencies for latency in latencies]
+        return {
+            "baseline": baseline.name,
+            "baseline_mean_ms": statistics.fmean(every),
+            "round_ratios": paired_round_ratios(entry.latencies, baseline.latencies),
+        }
 
     # -- the whole run --------------------------------------------------------------------------
 
@@ -504,7 +520,7 @@ def evaluate_run(
     entries = [_Entry(submission, "submission", config.weights) for submission in submissions]
     if baseline is not None and baseline.name not in {sub.name for sub in submissions}:
         entries.append(_Entry(baseline, "baseline", None))
-    coordinator = _Coordinator(dataset, config, entries)
+    coordinator = _Coordinator(dataset, config, entries, baseline.name if baseline is not None else None)
     gpu_before = nvml_snapshot(config.device)
     results, retimed = coordinator.run()
     return {

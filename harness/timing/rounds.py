@@ -6,9 +6,10 @@ Two things that the timing core needs and that know nothing about models:
   the baseline) takes one pass over the images; the passes are interleaved image by image, and the
   order of the turns is a seeded shuffle per round, rotated by one place per image, so no one is
   always first or last and a slow phase of the machine hits everyone alike.
-* :func:`ratio_estimate` turns the per-round means of a submission and of its baseline, timed in
-  the same rounds, into the ratio of their means, a confidence interval from the paired per-round
-  ratios, and a three-valued verdict against a limit.
+* :func:`paired_round_ratios` turns the per-image latencies of a submission and of its baseline,
+  timed side by side in the same rounds, into one ratio per round (the median of its per-image
+  ratios), and :func:`ratio_estimate` gives the protocol's ratio of means a confidence interval
+  from those per-round ratios and a three-valued verdict against a limit.
 
 The interval is Student's t on the logarithms of the per-round ratios (runtimes are positive and
 their ratios multiplicative, so a log scale makes the interval symmetric in "faster" and "slower").
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -65,12 +67,13 @@ def turn_order(order: Sequence[str], image_index: int) -> list[str]:
 class RatioEstimate:
     """A runtime ratio to the baseline with its interval and verdict against ``limit``.
 
-    ``value`` is mean runtime / baseline mean runtime (the protocol's figure). ``interval`` is the
+    ``value`` is the protocol's figure, mean runtime / baseline mean runtime. ``interval`` is the
     ``confidence`` interval of the ratio from the paired per-round ratios (None with one round).
     ``verdict``: pass when the whole interval lies at or under the limit, fail when it lies wholly
-    over it, inconclusive when it straddles it. ``rounds_to_decide`` is, for an inconclusive
-    verdict, about how many rounds would give an interval clear of the limit at the observed
-    spread (None when the spread is zero or the estimate sits on the limit).
+    over it, inconclusive when it straddles it (with one round: the value against the limit).
+    ``rounds_to_decide`` is, for an inconclusive verdict, about how many rounds would give an
+    interval clear of the limit at the observed spread (None when the spread is zero or the
+    estimate sits on the limit).
     """
 
     value: float
@@ -86,11 +89,33 @@ class RatioEstimate:
         return out
 
 
-def _check_rounds(values: Sequence[float], who: str) -> list[float]:
+def _positive(values: Sequence[float], who: str) -> list[float]:
     checked = [float(v) for v in values]
     if not checked or any(not math.isfinite(v) or v <= 0 for v in checked):
-        raise HarnessError(f"{who}: per-round runtimes must be positive numbers, got {list(values)!r}")
+        raise HarnessError(f"{who} must be positive numbers, got {list(values)!r}")
     return checked
+
+
+def paired_round_ratios(
+    submission: Sequence[Sequence[float]], baseline: Sequence[Sequence[float]]
+) -> list[float]:
+    """Per round, the median over images of submission latency / baseline latency.
+
+    Both take per round the latency of every image, timed side by side (the two turns of an image are
+    next to each other in the round), so each per-image ratio compares the two under the same
+    conditions; the median keeps one pair that straddled a change of the machine's load (another
+    job starting, say) from moving the round's ratio.
+    """
+    if len(submission) != len(baseline):
+        raise HarnessError(f"paired rounds differ in number: {len(submission)} vs {len(baseline)}")
+    ratios = []
+    for index, (mine, theirs) in enumerate(zip(submission, baseline, strict=True)):
+        mine = _positive(mine, f"round {index + 1}'s latencies")
+        theirs = _positive(theirs, f"round {index + 1}'s baseline latencies")
+        if len(mine) != len(theirs):
+            raise HarnessError(f"round {index + 1}: {len(mine)} images timed, the baseline {len(theirs)}")
+        ratios.append(statistics.median(m / t for m, t in zip(mine, theirs, strict=True)))
+    return ratios
 
 
 _MOST_ROUNDS = 1_000_000  # beyond this a verdict is not worth measuring: say nothing
@@ -120,25 +145,22 @@ def _rounds_to_decide(log_mean: float, log_sd: float, log_limit: float, confiden
 
 
 def ratio_estimate(
-    submission_rounds: Sequence[float],
-    baseline_rounds: Sequence[float],
+    round_ratios: Sequence[float],
     *,
+    value: float,
     limit: float,
     confidence: float = 0.95,
 ) -> RatioEstimate:
-    """The ratio of two runtimes measured in the same rounds, its interval and its verdict."""
-    mine = _check_rounds(submission_rounds, "submission")
-    base = _check_rounds(baseline_rounds, "baseline")
-    if len(mine) != len(base):
-        raise HarnessError(f"paired rounds differ in number: {len(mine)} vs {len(base)}")
+    """The verdict on a runtime ratio: ``value`` (the protocol's ratio of means) with the interval
+    from the paired per-round ratios (Student's t on their logarithms)."""
+    ratios = _positive(round_ratios, "per-round ratios")
     if not 0 < confidence < 1:
         raise HarnessError(f"confidence must lie between 0 and 1, got {confidence}")
-    value = (sum(mine) / len(mine)) / (sum(base) / len(base))
-    rounds = len(mine)
+    rounds = len(ratios)
     if rounds == 1:
         verdict: Verdict = "pass" if value <= limit else "fail"
         return RatioEstimate(value, None, verdict, rounds, confidence, None)
-    logs = [math.log(m / b) for m, b in zip(mine, base, strict=True)]
+    logs = [math.log(ratio) for ratio in ratios]
     log_mean = sum(logs) / rounds
     log_sd = math.sqrt(sum((x - log_mean) ** 2 for x in logs) / (rounds - 1))
     half_width = student_t.ppf(0.5 + confidence / 2, rounds - 1) * log_sd / math.sqrt(rounds)
