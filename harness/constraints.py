@@ -8,8 +8,9 @@ constraints come from the protocol file, so the numbers live in one place:
 - ``params``: parameter count <= the protocol's limit (an exact count);
 - ``runtime``: protocol runtime statistic / the baseline's, measured in the same run on the same
   device, <= the limit ratio (1.0): a ratio, so it holds on any GPU. When both were timed side by
-  side in interleaved rounds (the record's ``pairing``), the verdict is three-valued: ``pass`` when
-  the 95% interval of the paired ratio (over the per-round ratios) lies at or under the limit,
+  side in interleaved rounds (the record's ``pairing``), the ratio is the paired one (each round's
+  median of the per-image ratios, over rounds their geometric mean; the ratio of means is in the
+  note) and the verdict is three-valued: ``pass`` when its 95% interval lies at or under the limit,
   ``fail`` when it lies over it, ``inconclusive`` when it straddles it;
 - ``psnr``: on a threshold's reference data (complete DIV2K val for ntire2022, DIV2K_LSDIR val or
   test for 2024+) PSNR >= its limit; on any other data PSNR >= the baseline's PSNR on that data minus
@@ -129,15 +130,13 @@ def _runtime_ratio(
     pairing = _pairing(result, usable)
     if pairing is None or statistic != "mean":
         return ConstraintResult("runtime", ratio, limit, "<=", ratio <= limit, "relative", "x baseline", note)
-    ratio = mine / pairing["baseline_mean_ms"]  # its own baseline, timed beside it on its device
-    note = f"{statistic} {mine:.2f} ms / {protocol.baseline} {pairing['baseline_mean_ms']:.2f} ms, timed side by side"
-    estimate = ratio_estimate(pairing["round_ratios"], value=ratio, limit=limit)
+    estimate = ratio_estimate(pairing["round_ratios"], limit=limit)
+    means = mine / pairing["baseline_mean_ms"]  # its own baseline, timed beside it on its device
+    note = f"paired ratio over {estimate.rounds} round(s) of side-by-side timings"
     if estimate.interval is not None:
         low, high = estimate.interval
-        note += (
-            f"; {estimate.confidence:.0%} interval {low:.3f}-{high:.3f} of the paired ratio "
-            f"over {estimate.rounds} rounds"
-        )
+        note += f", {estimate.confidence:.0%} interval {low:.3f}-{high:.3f}"
+    note += f"; ratio of means {mine:.2f} ms / {protocol.baseline} {pairing['baseline_mean_ms']:.2f} ms = {means:.3f}"
     if estimate.verdict == "inconclusive":
         decide = (
             f"; about {estimate.rounds_to_decide} rounds would decide it at this spread (--rounds)"
@@ -147,7 +146,7 @@ def _runtime_ratio(
         note += f"; inconclusive: the interval straddles {limit:g}{decide}"
     return ConstraintResult(
         "runtime",
-        ratio,
+        estimate.value,
         limit,
         "<=",
         estimate.verdict == "pass",

@@ -489,20 +489,20 @@ def test_ratio_interval_by_hand() -> None:
     # Per-round log-ratios 0, 0.1, -0.1, 0.05, -0.05: mean 0, sample sd sqrt(0.025 / 4).
     logs = [0.0, 0.1, -0.1, 0.05, -0.05]
     half = T_975_4 * math.sqrt(0.025 / 4) / math.sqrt(5)
-    on_limit = ratio_estimate([math.exp(x) for x in logs], value=1.01, limit=1.0)
+    on_limit = ratio_estimate([math.exp(x) for x in logs], limit=1.0)
     assert on_limit.interval == pytest.approx((math.exp(-half), math.exp(half)), rel=1e-12)
-    assert on_limit.value == 1.01  # the protocol's ratio of means, as given
+    assert on_limit.value == pytest.approx(1.0, rel=1e-12)  # the geometric mean: exp(mean of logs)
     assert on_limit.verdict == "inconclusive" and on_limit.rounds_to_decide is None  # centred on it
-    faster = ratio_estimate([0.8 * math.exp(x) for x in logs], value=0.8, limit=1.0)
+    faster = ratio_estimate([0.8 * math.exp(x) for x in logs], limit=1.0)
     assert faster.interval == pytest.approx((0.8 * math.exp(-half), 0.8 * math.exp(half)), rel=1e-12)
     assert faster.verdict == "pass" and faster.as_dict()["interval"] == list(faster.interval)
-    slower = ratio_estimate([1.25 * math.exp(x) for x in logs], value=1.25, limit=1.0)
+    slower = ratio_estimate([1.25 * math.exp(x) for x in logs], limit=1.0)
     assert slower.verdict == "fail"
 
 
 def test_rounds_to_decide_an_inconclusive_ratio() -> None:
     logs = [0.0, 0.1, -0.1, 0.05, -0.05]
-    close = ratio_estimate([0.95 * math.exp(x) for x in logs], value=0.95, limit=1.0)
+    close = ratio_estimate([0.95 * math.exp(x) for x in logs], limit=1.0)
     assert close.verdict == "inconclusive"
     # The smallest n with t(0.975, n-1) * sd / sqrt(n) < |log 0.95|, with sd = sqrt(0.00625).
     sd, distance = math.sqrt(0.00625), abs(math.log(0.95))
@@ -513,8 +513,8 @@ def test_rounds_to_decide_an_inconclusive_ratio() -> None:
 
 
 def test_one_round_has_no_interval_and_a_plain_verdict() -> None:
-    estimate = ratio_estimate([0.9], value=0.9, limit=1.0)
-    assert estimate.interval is None and estimate.verdict == "pass" and estimate.value == 0.9
+    estimate = ratio_estimate([0.9], limit=1.0)
+    assert estimate.interval is None and estimate.verdict == "pass" and estimate.value == pytest.approx(0.9)
 
 
 def test_paired_round_ratio_is_the_median_of_the_per_image_ratios() -> None:
@@ -539,9 +539,9 @@ def test_paired_ratios_refuse_bad_rounds(sub: list, base: list, message: str) ->
 
 def test_ratio_estimate_refuses_bad_ratios() -> None:
     with pytest.raises(HarnessError, match="positive"):
-        ratio_estimate([], value=1.0, limit=1.0)
+        ratio_estimate([], limit=1.0)
     with pytest.raises(HarnessError, match="positive"):
-        ratio_estimate([1.0, -1.0], value=1.0, limit=1.0)
+        ratio_estimate([1.0, -1.0], limit=1.0)
 
 
 def test_round_orders_are_seeded_permutations_and_rotate_by_image() -> None:

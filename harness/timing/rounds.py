@@ -8,8 +8,8 @@ Two things that the timing core needs and that know nothing about models:
   always first or last and a slow phase of the machine hits everyone alike.
 * :func:`paired_round_ratios` turns the per-image latencies of a submission and of its baseline,
   timed side by side in the same rounds, into one ratio per round (the median of its per-image
-  ratios), and :func:`ratio_estimate` gives the protocol's ratio of means a confidence interval
-  from those per-round ratios and a three-valued verdict against a limit.
+  ratios), and :func:`ratio_estimate` turns those into the paired ratio (their geometric mean),
+  its confidence interval and a three-valued verdict against a limit.
 
 The interval is Student's t on the logarithms of the per-round ratios (runtimes are positive and
 their ratios multiplicative, so a log scale makes the interval symmetric in "faster" and "slower").
@@ -67,8 +67,8 @@ def turn_order(order: Sequence[str], image_index: int) -> list[str]:
 class RatioEstimate:
     """A runtime ratio to the baseline with its interval and verdict against ``limit``.
 
-    ``value`` is the protocol's figure, mean runtime / baseline mean runtime. ``interval`` is the
-    ``confidence`` interval of the ratio from the paired per-round ratios (None with one round).
+    ``value`` is the geometric mean of the paired per-round ratios, the centre of ``interval``, the
+    ``confidence`` interval of the ratio from those per-round ratios (None with one round).
     ``verdict``: pass when the whole interval lies at or under the limit, fail when it lies wholly
     over it, inconclusive when it straddles it (with one round: the value against the limit).
     ``rounds_to_decide`` is, for an inconclusive verdict, about how many rounds would give an
@@ -144,24 +144,19 @@ def _rounds_to_decide(log_mean: float, log_sd: float, log_limit: float, confiden
     return low
 
 
-def ratio_estimate(
-    round_ratios: Sequence[float],
-    *,
-    value: float,
-    limit: float,
-    confidence: float = 0.95,
-) -> RatioEstimate:
-    """The verdict on a runtime ratio: ``value`` (the protocol's ratio of means) with the interval
-    from the paired per-round ratios (Student's t on their logarithms)."""
+def ratio_estimate(round_ratios: Sequence[float], *, limit: float, confidence: float = 0.95) -> RatioEstimate:
+    """The paired runtime ratio over rounds (their geometric mean), its interval (Student's t on the
+    logarithms of the per-round ratios) and the three-valued verdict against ``limit``."""
     ratios = _positive(round_ratios, "per-round ratios")
     if not 0 < confidence < 1:
         raise HarnessError(f"confidence must lie between 0 and 1, got {confidence}")
     rounds = len(ratios)
+    logs = [math.log(ratio) for ratio in ratios]
+    log_mean = sum(logs) / rounds
+    value = math.exp(log_mean)
     if rounds == 1:
         verdict: Verdict = "pass" if value <= limit else "fail"
         return RatioEstimate(value, None, verdict, rounds, confidence, None)
-    logs = [math.log(ratio) for ratio in ratios]
-    log_mean = sum(logs) / rounds
     log_sd = math.sqrt(sum((x - log_mean) ** 2 for x in logs) / (rounds - 1))
     half_width = student_t.ppf(0.5 + confidence / 2, rounds - 1) * log_sd / math.sqrt(rounds)
     low, high = math.exp(log_mean - half_width), math.exp(log_mean + half_width)
