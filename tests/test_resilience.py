@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,7 +115,11 @@ def _env() -> dict[str, str]:
 def test_random_kills_resume_to_the_uninterrupted_result(setup: dict[str, Path]) -> None:
     root = setup["root"]
     reference = root / "reference"
+    started = time.monotonic()
     subprocess.run(_command(setup, root / "reference-cache", reference), check=True, env=_env())
+    # Kill moments are drawn within the uninterrupted run's duration, so they land inside a run on
+    # a fast machine as on a slow one.
+    uninterrupted_seconds = time.monotonic() - started
     cache, out = root / "cache", root / "out"
     rng = random.Random(20261201)
     kills = 0
@@ -125,7 +130,8 @@ def test_random_kills_resume_to_the_uninterrupted_result(setup: dict[str, Path])
         process = subprocess.Popen(_command(setup, cache, out), env=_env())
         # Every third kill lands while a file is being written; the others at a random moment.
         during_write = kills % 3 == 2
-        deadline = time.monotonic() + (30.0 if during_write else rng.uniform(1.0, 7.0))
+        wait = 30.0 if during_write else rng.uniform(0.1, 0.9) * uninterrupted_seconds
+        deadline = time.monotonic() + wait
         while process.poll() is None and time.monotonic() < deadline:
             if during_write and _writing([cache, out]):
                 break
@@ -136,7 +142,10 @@ def test_random_kills_resume_to_the_uninterrupted_result(setup: dict[str, Path])
             kills += 1
         _json_files_are_whole(cache, out)
         if process.returncode == 0:
-            (out / "results.json").unlink()  # finished: start again, from its cache, to kill it again
+            # It finished from what earlier attempts left: start a new cycle from nothing, so the
+            # next attempts have a run to interrupt rather than a cache to read.
+            shutil.rmtree(cache)
+            shutil.rmtree(out)
     subprocess.run(_command(setup, cache, out), check=True, env=_env())
     assert _json_files_are_whole(cache, out) >= 3
     assert _fidelity(out) == _fidelity(reference)
