@@ -162,6 +162,11 @@ def _pairing(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]
     """How a result was timed against the baseline, when the run recorded it (runs since the
     interleaved rounds): the baseline's mean on that device and the paired per-round ratios."""
     pairing = result.get("pairing")
+    lane, baseline_lane = ((record.get("timed_on") or {}).get("lane") for record in (result, baseline))
+    if not isinstance(pairing, dict) and lane != baseline_lane:
+        raise _CheckError(
+            f"no baseline was timed beside it on its device (lane {lane}); runtimes of two devices are never compared"
+        )
     if not isinstance(pairing, dict) or result.get("timing_session") != baseline.get("timing_session"):
         return None
     ratios = pairing.get("round_ratios")

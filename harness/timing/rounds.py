@@ -24,8 +24,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from scipy.stats import t as student_t
-
 from harness.errors import HarnessError
 
 Verdict = Literal["pass", "fail", "inconclusive"]
@@ -118,6 +116,17 @@ def paired_round_ratios(
     return ratios
 
 
+def _t_quantile(confidence: float, degrees: int) -> float:
+    """Student's t quantile of a two-sided ``confidence`` interval.
+
+    SciPy's statistics are imported here, not with the module: the worker processes import this
+    package, and a second of scipy.stats start-up in each of them buys them nothing.
+    """
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(0.5 + confidence / 2, degrees))
+
+
 _MOST_ROUNDS = 1_000_000  # beyond this a verdict is not worth measuring: say nothing
 
 
@@ -130,7 +139,7 @@ def _rounds_to_decide(log_mean: float, log_sd: float, log_limit: float, confiden
     distance = abs(log_mean - log_limit)
 
     def decides(n: int) -> bool:
-        return student_t.ppf(0.5 + confidence / 2, n - 1) * log_sd / math.sqrt(n) < distance
+        return _t_quantile(confidence, n - 1) * log_sd / math.sqrt(n) < distance
 
     if log_sd == 0 or not decides(_MOST_ROUNDS):
         return None
@@ -158,7 +167,7 @@ def ratio_estimate(round_ratios: Sequence[float], *, limit: float, confidence: f
         verdict: Verdict = "pass" if value <= limit else "fail"
         return RatioEstimate(value, None, verdict, rounds, confidence, None)
     log_sd = math.sqrt(sum((x - log_mean) ** 2 for x in logs) / (rounds - 1))
-    half_width = student_t.ppf(0.5 + confidence / 2, rounds - 1) * log_sd / math.sqrt(rounds)
+    half_width = _t_quantile(confidence, rounds - 1) * log_sd / math.sqrt(rounds)
     low, high = math.exp(log_mean - half_width), math.exp(log_mean + half_width)
     if high <= limit:
         verdict = "pass"
