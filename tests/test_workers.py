@@ -18,7 +18,9 @@ import ctypes
 import json
 import os
 import sys
+import threading
 import time
+import traceback
 
 import torch
 from torch import nn
@@ -34,9 +36,30 @@ class Tiny(nn.Module):
         if behaviour == "change_settings":
             torch.backends.cudnn.benchmark = True
             torch.set_num_threads(1)
+        if behaviour == "watch":
+            # Count the worker's scoring calls, to see whether any happen between timed passes.
+            worker = sys.modules["harness.runner.worker"]
+            original = worker.score_output
+
+            def counted(*args, **kwargs):
+                counted.calls += 1
+                return original(*args, **kwargs)
+
+            counted.calls = 0
+            worker.score_output = counted
 
     def forward(self, x):
-        if self.probe:
+        if self.behaviour == "watch":
+            stack = traceback.extract_stack()[:-1]
+            seen = {
+                "pid": os.getpid(),
+                "threads": sorted(thread.name for thread in threading.enumerate()),
+                "scored": sys.modules["harness.runner.worker"].score_output.calls,
+                "harness_frames": [f.name for f in stack if "/harness/" in f.filename.replace(os.sep, "/")],
+            }
+            with open(self.probe, "a") as handle:
+                handle.write(json.dumps(seen) + "\\n")
+        elif self.probe:
             with open(self.probe, "a") as handle:
                 seen = {"threads": torch.get_num_threads(), "cudnn_benchmark": torch.backends.cudnn.benchmark}
                 handle.write(json.dumps(seen) + "\\n")
@@ -220,17 +243,30 @@ def test_an_in_place_write_into_the_input_changes_nothing_that_is_scored(tmp_pat
 
 
 def test_the_timed_loop_does_nothing_but_forward_passes(tmp_path: Path) -> None:
-    # The forward pass takes a known 50 ms without using the CPU; a round's wall time is then at most
-    # 1.05 times the sum of its timed spans, whatever the coordinator and workers do in between.
-    sleepy = [_write_submission(tmp_path / f"s{i}", f"s{i}", sleep_ms=50.0) for i in range(2)]
+    # The model records, at each forward pass, the harness frames that called it, the threads alive
+    # in its worker and how many images the worker has scored so far.
+    probe = tmp_path / "probe.jsonl"
+    watched = [
+        _write_submission(tmp_path / f"s{i}", f"s{i}", behaviour="watch", probe=str(probe)) for i in range(2)
+    ]
     timing = TimingSettings(warmup_seconds=0.0, warmup_max_passes=1, rounds=3)
-    run = evaluate_run(sleepy, _pairs(4), _config(tmp_path, timing=timing))
+    run = evaluate_run(watched, _pairs(4), _config(tmp_path, timing=timing))
     assert [r["status"] for r in run["results"]] == ["ok", "ok"]
-    log = run["timing"]["round_log"]
-    assert len(log) == 3
-    for entry in log:
-        assert entry["timed_ms"] >= 2 * 4 * 50.0
-        assert entry["wall_ms"] <= 1.05 * entry["timed_ms"], entry
+    assert len(run["timing"]["round_log"]) == 3
+    seen = [json.loads(line) for line in probe.read_text().splitlines()]
+    timed = [call for call in seen if "time_image" in call["harness_frames"]]
+    scoring = [call for call in seen if "accuracy" in call["harness_frames"]]
+    assert len(scoring) == 2 * 4  # each image of each submission once
+    assert len(timed) == 2 * 3 * 4 * timing.repeats
+    for call in timed:
+        # Between the timer and the model there is only the forward pass of the official script.
+        frames = [name for name in call["harness_frames"] if name != "<listcomp>"]
+        assert frames[frames.index("time_image") + 1 :] == ["time_call", "time", "call", "forward"], frames
+        # No scoring or PNG-writing thread runs beside it.
+        assert call["threads"] == ["MainThread", "esr-orphan-watch"], call["threads"]
+    # No image is scored between timed passes: each worker's count is the same at every one.
+    for pid in {call["pid"] for call in timed}:
+        assert len({call["scored"] for call in timed if call["pid"] == pid}) == 1
 
 
 def test_rounds_are_interleaved_in_a_recorded_balanced_order(tmp_path: Path) -> None:
@@ -276,3 +312,50 @@ def test_the_run_document_records_the_settings_it_ran_under(tmp_path: Path) -> N
     }
     assert {"torch_version", "cuda_version", "cudnn_version"} <= set(run["device"])
     assert run["harness"]["version"] and "git_commit" in run["harness"]
+
+
+def test_two_lanes_share_the_accuracy_work_and_each_times_its_own_baseline(tmp_path: Path) -> None:
+    from harness.runner.lanes import LocalExecutor
+
+    subs = [_write_submission(tmp_path / name, name) for name in ("a", "b", "c")]
+    baseline = _write_submission(tmp_path / "base", "base", sleep_ms=1.0)
+    one_lane = evaluate_run(subs, _pairs(4), _config(tmp_path / "one"), baseline=baseline)
+    two = LocalExecutor([torch.device("cpu"), torch.device("cpu")])
+    run = evaluate_run(subs, _pairs(4), _config(tmp_path / "two"), baseline=baseline, executor=two)
+    records = _by_name(run)
+    assert sorted(records) == ["a", "b", "base", "c"]  # nothing missing, nothing twice
+    assert [lane["label"] for lane in run["lanes"]] == ["cpu", "cpu"]
+    # a and c on lane 0, b on lane 1: each paired with the baseline timed on its own lane.
+    assert {name: records[name]["timed_on"]["lane"] for name in "abc"} == {"a": 0, "b": 1, "c": 0}
+    for name in "abc":
+        assert records[name]["pairing"]["lane"] == records[name]["timed_on"]["lane"]
+    assert {entry["lane"] for entry in run["timing"]["round_log"]} == {"cpu"} and len(
+        run["timing"]["round_log"]
+    ) == 4
+    keys = ("name", "psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y")
+    for name in ("a", "b", "c", "base"):
+        scores = [[image[key] for key in keys] for image in records[name]["per_image"]]
+        assert scores == [[image[key] for key in keys] for image in _by_name(one_lane)[name]["per_image"]]
+
+
+def test_a_result_without_its_own_lanes_baseline_is_never_compared_across_devices() -> None:
+    from harness.constraints import check_constraints
+    from harness.protocols import load_protocol
+
+    baseline = {"submission": "base", "status": "ok", "runtime_ms": {"mean": 10.0}, "timed_on": {"lane": 0}}
+    result = {
+        "submission": "b",
+        "status": "ok",
+        "runtime_ms": {"mean": 9.0},
+        "timed_on": {"lane": 1},
+        "pairing": None,
+    }
+    dataset = {"name": "pairs", "num_images": 3, "expected_images": 3}
+    (runtime,) = [
+        c
+        for c in check_constraints(
+            result, baseline=baseline, protocol=load_protocol("ntire2022"), dataset=dataset
+        )
+        if c.name == "runtime"
+    ]
+    assert not runtime.passed and "never compared" in runtime.note

@@ -58,6 +58,7 @@ class WorkerProcess:
         self.log_path = log_path
         self.budget_s = budget_s
         self.remaining_s = budget_s
+        self.retries: list[str] = []  # a local worker is never restarted
         log_path.parent.mkdir(parents=True, exist_ok=True)
         context = _context()
         self._connection, child = context.Pipe()

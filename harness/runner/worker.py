@@ -19,6 +19,7 @@ submission cannot change what the next one sees or how it is timed, and a crash 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import threading
 import time
@@ -29,6 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -52,8 +54,12 @@ class SubmissionFailure(Exception):
 
 
 def apply_torch_settings(settings: msg.TorchSettings) -> None:
-    """Put this process's torch global settings to what the protocol says."""
+    """Put this process's torch global settings to what the protocol says.
+
+    OpenCV, which the metrics use, gets the same thread count: a worker uses ``threads`` cores.
+    """
     torch.set_num_threads(settings.threads)
+    cv2.setNumThreads(settings.threads)
     torch.backends.cudnn.benchmark = settings.cudnn_benchmark
     torch.backends.cudnn.deterministic = settings.cudnn_deterministic
     torch.backends.cuda.matmul.allow_tf32 = settings.cuda_matmul_allow_tf32
@@ -267,7 +273,13 @@ class SubmissionWorker:
         return msg.TimingReady()
 
     def _fresh_call(self, index: int) -> Callable[[], torch.Tensor]:
-        """A forward pass on a copy of the device input, copied now (outside any timed span)."""
+        """A forward pass on a copy of the device input, copied now (outside any timed span).
+
+        A worker that was restarted (Ray) has lost its device inputs: they are put there again
+        first; the coordinator measures such a round again anyway.
+        """
+        if not self.inputs:
+            self.prepare_timing()
         fresh = self.inputs[index].clone()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -289,7 +301,8 @@ class SubmissionWorker:
         latencies = [
             time_call(self.timer, self._fresh_call(request.index))[1] for _ in range(request.repeats)
         ]
-        return msg.Timed(request.index, float(np.median(latencies)))
+        # statistics, not NumPy: np.median's first call imports numpy.ma, 16 ms inside the round.
+        return msg.Timed(request.index, statistics.median(latencies))
 
 
 def serve(connection: Any, log_path: str) -> None:
@@ -298,12 +311,10 @@ def serve(connection: Any, log_path: str) -> None:
     The process's stdout and stderr go to ``log_path``, so that a submission's prints never mix with
     the harness's output and the coordinator can quote the last line when the process dies.
     """
-    log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - kept open for the process's life
-    os.dup2(log.fileno(), 1)
-    os.dup2(log.fileno(), 2)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    redirect_output(log_path)
+    threading.Thread(
+        target=_exit_when_orphaned, args=(os.getppid(),), name="esr-orphan-watch", daemon=True
+    ).start()
     worker = SubmissionWorker()
     while True:
         request = connection.recv()
@@ -315,6 +326,15 @@ def serve(connection: Any, log_path: str) -> None:
         except Exception:  # a reply that cannot be sent (unpicklable result): say so in the log
             traceback.print_exc()
             connection.send(msg.Failed(f"worker: could not answer {type(request).__name__}"))
+
+
+def redirect_output(log_path: str) -> None:
+    """Send this process's stdout and stderr (file descriptors 1 and 2) to ``log_path``."""
+    log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - kept open for the process's life
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
 
 
 def _exit_when_orphaned(parent: int) -> None:

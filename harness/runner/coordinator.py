@@ -1,0 +1,646 @@
+"""The coordinator of one run: identities, shared data, workers on lanes, the two passes, the records.
+
+1. Each submission's weights are found and verified, the dataset is decoded once and shared, and
+   each submission's cache entry is looked up (a complete result, or the partial slot to fill).
+2. **Accuracy pass.** The images still to score are cut into shards (two per lane); the lanes work
+   through them, each on a worker of its own per submission, and checkpoint each scored image.
+3. **Performance pass.** Each submission is timed on one lane, beside a baseline worker of that lane,
+   in R interleaved rounds (:mod:`harness.timing.rounds`): every worker of the lane warms up, then
+   they take turns image by image. Lanes on distinct devices time at the same time; lanes that
+   share a device (CPU lanes of one machine) one after another, so a performance round never shares
+   its device with other work of the run. Then the worker of the lane that timed a submission counts
+   its complexity.
+4. One record per submission: its accuracy results, its lane's timings, and how it pairs with the
+   baseline timed beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from harness.complexity import RECORD_FIELDS
+from harness.errors import HarnessError
+from harness.metrics import METRIC_KEYS
+from harness.provenance import harness_identity
+from harness.runner import messages as msg
+from harness.runner.cache import PartialSlot, ResultCache, cache_key
+from harness.runner.lanes import Executor, Lane, WorkerHandle
+from harness.runner.process import WorkerLost
+from harness.runner.settings import RunConfig
+from harness.runner.shared_data import SharedSplit, share_dataset
+from harness.submissions import ResolvedWeights, Submission, model_source_digest, resolve_weights
+from harness.timing import RuntimeStats, fingerprint_id
+from harness.timing.rounds import paired_round_ratios, round_orders, turn_order
+
+if TYPE_CHECKING:
+    from harness.data import Dataset
+
+
+@dataclass(eq=False)
+class Timed:
+    """One submission's measurements on one lane: per round, the latency of every image."""
+
+    lane: Lane
+    latencies: list[list[float]] = field(default_factory=list)
+    warmup_passes: list[int] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Entry:
+    """One submission of the run and what is known about it so far."""
+
+    submission: Submission
+    role: str
+    weights_argument: Path | None
+    weights: ResolvedWeights | None = None
+    key: str | None = None
+    complete: dict[str, Any] | None = None  # a complete cached record
+    slot: PartialSlot | None = None  # where this run checkpoints the accuracy pass
+    state: dict[str, Any] = field(default_factory=dict)  # accuracy pass: per image, first call, memory
+    workers: dict[int, WorkerHandle] = field(default_factory=dict)  # by lane index
+    loaded: msg.Loaded | None = None
+    lane: Lane | None = None  # where it is timed
+    timed: dict[int, Timed] = field(default_factory=dict)  # by lane index (the baseline: every lane)
+    failure: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.submission.name
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def retries(self) -> list[str]:
+        return [retry for worker in self.workers.values() for retry in worker.retries]
+
+
+def _empty_state() -> dict[str, Any]:
+    return {"per_image": [], "first_call_ms": None, "max_memory_mb": None, "complexity": None}
+
+
+def _identity(entry: Entry) -> dict[str, Any]:
+    return {
+        "submission": entry.name,
+        "team": entry.submission.team,
+        "role": entry.role,
+        "weights_sha256": entry.weights.sha256 if entry.weights else None,
+        "official_model_id": entry.submission.official_model_id,
+    }
+
+
+def _failed_record(entry: Entry) -> dict[str, Any]:
+    return {
+        **_identity(entry),
+        "status": "failed",
+        "error": entry.failure,
+        **dict.fromkeys(METRIC_KEYS),
+        "runtime_ms": None,
+        "max_memory_mb": None,
+        "params": None,
+        "flops": None,
+        "activations": None,
+        "num_conv": None,
+        "num_images": 0,
+        "retries": entry.retries,
+        "per_image": [],
+        "cached": False,
+    }
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    """Mean over images, None when a split has no HR; inf stays inf (identical images)."""
+    present = [value for value in values if value is not None]
+    return float(sum(present) / len(present)) if present else None
+
+
+def _shards(indices: Sequence[int], count: int) -> list[tuple[int, ...]]:
+    """``indices`` cut into at most ``count`` contiguous, nearly equal shards (none empty)."""
+    count = max(1, min(count, len(indices)))
+    size, extra = divmod(len(indices), count)
+    shards, start = [], 0
+    for number in range(count):
+        end = start + size + (1 if number < extra else 0)
+        shards.append(tuple(indices[start:end]))
+        start = end
+    return shards
+
+
+class _Progress:
+    """One progress line per submission: where it runs, which pass and round, how far it got."""
+
+    def __init__(self, entries: Sequence[Entry], quiet: bool) -> None:
+        self.quiet = quiet
+        self.bars: dict[str, tqdm] = {}
+        self._lock = threading.Lock()
+        self.entries = entries
+
+    def show(self, entry: Entry, where: str, doing: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            bar = self.bars.get(entry.name)
+            if bar is None:
+                bar = tqdm(total=total, position=len(self.bars), leave=False, unit="img", dynamic_ncols=True)
+                self.bars[entry.name] = bar
+            bar.set_description(f"{entry.name} [{where}] {doing}", refresh=False)
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+class Coordinator:
+    """One run over ``entries`` with the workers of ``executor``."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        config: RunConfig,
+        entries: list[Entry],
+        baseline_name: str | None,
+        executor: Executor,
+        threads: int,
+    ) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.entries = entries
+        self.baseline_name = baseline_name
+        self.executor = executor
+        self.threads = threads
+        self.cache = ResultCache(config.cache_dir)
+        self.lanes = list(executor.lanes)
+        self.fingerprints = [executor.fingerprint(lane, threads) for lane in self.lanes]
+        self.description = dataset.describe()
+        self.session = uuid.uuid4().hex
+        self.seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
+        self.round_log: list[dict[str, Any]] = []
+        self.split: SharedSplit | None = None
+        self.logs = config.log_dir
+        self.progress = _Progress(entries, config.quiet)
+        self._lock = threading.Lock()  # the entries' state, written by the lanes' threads
+        self._start_seconds: list[float] = []  # how long starting a worker and loading took
+
+    # -- identities and the cache ---------------------------------------------------------------
+
+    def _cache_identity(self, entry: Entry) -> dict[str, Any]:
+        return {
+            "submission": entry.name,
+            "manifest": entry.submission.to_dict(),
+            "model_source": model_source_digest(entry.submission),
+            "weights_sha256": entry.weights.sha256 if entry.weights else None,
+            "dataset_sha256": self.description["content_sha256"],
+            "split": self.description["split"],
+            "scale": self.description["scale"],
+            "protocol": self.config.protocol_name,
+            "protocol_version": self.config.protocol_version,
+            "devices": sorted({fingerprint_id(fingerprint) for fingerprint in self.fingerprints}),
+            "timing": {
+                key: value for key, value in self.config.timing.as_dict().items() if key != "timeout_seconds"
+            },
+            "threads": self.threads,
+            "harness": harness_identity(),
+        }
+
+    def verify_weights(self) -> None:
+        """Find and verify each submission's weights (downloading them when needed).
+
+        Weights that cannot be found or do not match their sha256 are a bad input, not a faulty
+        submission: the HarnessError stops the run before anything is measured (exit 2).
+        """
+        for entry in self.entries:
+            if entry.submission.needs_cuda and not self.lanes[0].device.startswith("cuda"):
+                entry.failure = f"{entry.name}: its code needs a CUDA GPU; evaluate it with --device cuda"
+                continue
+            entry.weights = resolve_weights(
+                entry.submission,
+                explicit=entry.weights_argument,
+                model_zoo=self.config.model_zoo,
+                cache_dir=self.config.weights_cache_dir,
+            )
+
+    def look_up_cache(self) -> None:
+        """Each submission's cache key; its complete result, or the partial slot this run fills."""
+        for entry in self.entries:
+            if not entry.ok:
+                continue
+            try:
+                entry.key = cache_key(self._cache_identity(entry))
+            except HarnessError as error:  # its model source cannot be read: the submission's fault
+                entry.failure = str(error)
+                continue
+            if self.config.force:
+                self.cache.forget(entry.key)
+            entry.complete = self.cache.load_complete(entry.key)
+            if entry.complete is not None and self._images_missing(entry):
+                entry.complete = None  # images were asked for: the accuracy pass runs again
+            if entry.complete is None:
+                entry.slot = self.cache.open_partial(entry.key)
+                entry.state = entry.slot.state or _empty_state()
+
+    def _images_missing(self, entry: Entry) -> bool:
+        folder = self.config.save_images_dir
+        if folder is None:
+            return False
+        return any(not (folder / entry.name / f"{name}.png").is_file() for name in self.dataset.names)
+
+    def all_cached_together(self) -> bool:
+        ok = [entry for entry in self.entries if entry.ok]
+        sessions = {entry.complete.get("timing_session") for entry in ok if entry.complete is not None}
+        return bool(ok) and all(entry.complete is not None for entry in ok) and len(sessions) == 1
+
+    # -- workers --------------------------------------------------------------------------------
+
+    def _fail(self, entry: Entry, reason: str) -> None:
+        with self._lock:
+            if entry.failure is None:
+                entry.failure = reason
+        for worker in entry.workers.values():
+            worker.kill()
+
+    def _ask(
+        self,
+        entry: Entry,
+        lane: Lane,
+        request: msg.Request,
+        doing: str,
+        on_progress: Callable[[msg.ImageScored], Any] | None = None,
+    ) -> msg.Reply | None:
+        """A request to the entry's worker on ``lane``; a failure marks the entry failed (None)."""
+        if not entry.ok:
+            return None
+        try:
+            reply = self._worker(entry, lane).request(request, on_progress=on_progress, doing=doing)
+        except WorkerLost as lost:
+            self._fail(entry, str(lost))
+            return None
+        if isinstance(reply, msg.Failed):
+            self._fail(entry, reply.reason)
+            return None
+        return reply
+
+    def _worker(self, entry: Entry, lane: Lane) -> WorkerHandle:
+        """The entry's worker on ``lane``, started and loaded on first use."""
+        worker = entry.workers.get(lane.index)
+        if worker is not None:
+            return worker
+        assert self.split is not None and self.logs is not None
+        config = self.config
+        load = msg.Load(
+            submission=entry.submission,
+            weights=entry.weights,
+            trust_weights=config.trust_weights,
+            device=lane.device,
+            settings=msg.TorchSettings(cudnn_benchmark=config.timing.cudnn_benchmark, threads=self.threads),
+            split=self.split,
+            border=config.border,
+            save_images_dir=config.save_images_dir / entry.name if config.save_images_dir else None,
+        )
+        log = self.logs / f"{entry.name.replace(':', '_')}.lane{lane.index}.log"
+        started = time.perf_counter()
+        worker = self.executor.start(lane, entry.name, load, log, config.timing.timeout_seconds)
+        entry.workers[lane.index] = worker
+        reply = worker.request(load, doing=f"loading on {lane.label}")
+        with self._lock:
+            self._start_seconds.append(time.perf_counter() - started)
+        if isinstance(reply, msg.Failed):
+            raise WorkerLost(reply.reason)
+        assert isinstance(reply, msg.Loaded)
+        entry.loaded = entry.loaded or reply
+        return worker
+
+    def close(self) -> None:
+        """Stop every worker and let go of the partial slots still held (kept for a later resume)."""
+        self.progress.close()
+        for entry in self.entries:
+            for worker in entry.workers.values():
+                worker.close()
+            entry.workers.clear()
+            if entry.slot is not None:  # kept for a later resume when it holds work
+                entry.slot.release(remove=not entry.state.get("per_image"))
+                entry.slot = None
+
+    # -- accuracy pass --------------------------------------------------------------------------
+
+    def accuracy_pass(self) -> None:
+        """Every lane works through shards of the submissions still to score.
+
+        A lane keeps to the submissions whose model it has loaded: it finishes the shards of one it
+        started, then starts one no lane has, and only then helps another lane with its shards, when
+        the time that saves (the work left, shared by one more lane) exceeds what it costs (starting a
+        worker and loading the model, as measured so far in this run). So lanes neither idle while
+        one big submission is scored nor load models for nothing.
+        """
+        assert self.split is not None
+        pending: dict[str, deque[tuple[int, ...]]] = {}
+        lanes_on: dict[str, set[int]] = defaultdict(set)
+        per_image_s: dict[str, list[float]] = defaultdict(list)  # scoring time per image, no loading
+        # Bigger weights, more work (a rough guess before any model is loaded): started first, so
+        # that the small ones fill the lanes' last gaps.
+        todo_entries = sorted(
+            (entry for entry in self.entries if entry.ok and entry.complete is None),
+            key=lambda entry: -(entry.weights.path.stat().st_size if entry.weights else 0),
+        )
+        shard_count = 1 if len(self.lanes) == 1 else 2 * len(self.lanes)
+        for entry in todo_entries:
+            done = {record["name"] for record in entry.state["per_image"]}
+            todo = [index for index, image in enumerate(self.split.images) if image.name not in done]
+            entry.state["resumed"] = bool(done) or bool(entry.state.get("resumed"))
+            pending[entry.name] = deque(_shards(todo, shard_count) if todo else [])
+
+        def worth_helping(entry: Entry) -> bool:
+            measured = per_image_s[entry.name] or [t for times in per_image_s.values() for t in times]
+            if not measured or not self._start_seconds:
+                return False
+            left = sum(len(shard) for shard in pending[entry.name]) * statistics.fmean(measured)
+            saved = left / (len(lanes_on[entry.name]) + 1)  # one more lane shares what is left
+            return saved > statistics.fmean(self._start_seconds)
+
+        def next_task(lane: Lane) -> tuple[Entry, tuple[int, ...]] | None:
+            with self._lock:
+                waiting = [entry for entry in todo_entries if entry.ok and pending[entry.name]]
+                mine = [entry for entry in waiting if lane.index in lanes_on[entry.name]]
+                unstarted = [entry for entry in waiting if not lanes_on[entry.name]]
+                helping = [entry for entry in waiting if worth_helping(entry)]
+                for entry in mine or unstarted or helping:
+                    lanes_on[entry.name].add(lane.index)
+                    return entry, pending[entry.name].popleft()
+                return None
+
+        def work(lane: Lane) -> None:
+            while (task := next_task(lane)) is not None:
+                entry, shard = task
+                loaded_before = lane.index in entry.workers
+                started = time.perf_counter()
+                self._score(entry, shard, lane=lane)
+                if loaded_before:
+                    with self._lock:
+                        per_image_s[entry.name].append((time.perf_counter() - started) / len(shard))
+
+        self._on_lanes(work, self.lanes)
+
+    def _score(self, entry: Entry, shard: tuple[int, ...], *, lane: Lane) -> None:
+        assert self.split is not None
+        state = entry.state
+        total = len(self.split)
+
+        def checkpoint(scored: msg.ImageScored) -> None:
+            with self._lock:
+                state["per_image"].append(scored.record)
+                entry.slot.save(state)  # type: ignore[union-attr]
+                count = len(state["per_image"])
+            self.progress.show(entry, lane.label, "accuracy", count, total)
+
+        cold = shard[0] == 0 and not state["resumed"]  # the official first call, on a fresh worker
+        self.progress.show(entry, lane.label, "accuracy", len(state["per_image"]), total)
+        reply = self._ask(
+            entry, lane, msg.Accuracy(indices=shard, time_first_call=cold), "the accuracy pass", checkpoint
+        )
+        if isinstance(reply, msg.AccuracyDone):
+            with self._lock:
+                if reply.first_call_ms is not None:
+                    state["first_call_ms"] = reply.first_call_ms
+                if reply.max_memory_mb is not None:
+                    state["max_memory_mb"] = max(reply.max_memory_mb, state["max_memory_mb"] or 0.0)
+
+    # -- performance pass -----------------------------------------------------------------------
+
+    def _assign_lanes(self) -> dict[int, list[Entry]]:
+        """Each submission to a lane, in turn; the baseline to every lane that times something."""
+        groups: dict[int, list[Entry]] = defaultdict(list)
+        others = [entry for entry in self.entries if entry.ok and entry.name != self.baseline_name]
+        for number, entry in enumerate(others):
+            entry.lane = self.lanes[number % len(self.lanes)]
+            groups[entry.lane.index].append(entry)
+        baseline = next((e for e in self.entries if e.ok and e.name == self.baseline_name), None)
+        if baseline is not None:
+            baseline.lane = self.lanes[0]
+            for index in groups or {0: []}:
+                groups[index].append(baseline)
+        return dict(groups)
+
+    def performance_pass(self) -> None:
+        """Each lane's group in interleaved rounds; lanes of distinct devices at the same time."""
+        groups = self._assign_lanes()
+        # Workers no lane times any more (accuracy shards elsewhere) are closed first.
+        for entry in self.entries:
+            for index in [i for i in entry.workers if i not in groups or entry not in groups[i]]:
+                entry.workers.pop(index).close()
+        by_device: dict[str, list[Lane]] = defaultdict(list)
+        for index in groups:
+            by_device[self.lanes[index].exclusive].append(self.lanes[index])
+
+        def time_lanes_of_one_device(lanes: list[Lane]) -> None:
+            for lane in lanes:
+                self._time_lane(lane, groups[lane.index])
+
+        self._on_lanes(time_lanes_of_one_device, list(by_device.values()))
+
+    def _time_lane(self, lane: Lane, group: list[Entry]) -> None:
+        assert self.split is not None
+        timing = self.config.timing
+        images = len(self.split)
+        for entry in group:
+            entry.timed[lane.index] = Timed(lane)
+            self._ask(entry, lane, msg.PrepareTiming(), f"moving the inputs to {lane.label}")
+        by_name = {entry.name: entry for entry in group}
+        orders = round_orders([entry.name for entry in group], timing.rounds, self.seed + lane.index)
+        for round_index, order in enumerate(orders):
+            retries_before = {entry.name: len(entry.retries) for entry in group}
+            log = self._time_round(lane, by_name, order, round_index, images)
+            restarted = [
+                entry for entry in group if entry.ok and len(entry.retries) != retries_before[entry.name]
+            ]
+            if restarted:  # a worker was lost and restarted mid-round: that round is measured again
+                for entry in restarted:
+                    self._ask(entry, lane, msg.PrepareTiming(), f"moving the inputs to {lane.label} again")
+                for entry in group:
+                    timed = entry.timed[lane.index]
+                    del timed.latencies[round_index:], timed.warmup_passes[round_index:]
+                log = self._time_round(lane, by_name, order, round_index, images)
+                log["repeated_after_restart"] = [entry.name for entry in restarted]
+            self.round_log.append(log)
+        # Last: its forward pass at the counting size must not disturb the warm state timed above.
+        for entry in group:
+            if entry.lane is lane and entry.complete is None and entry.state["complexity"] is None:
+                self._count_complexity(entry, lane)
+
+    def _count_complexity(self, entry: Entry, lane: Lane) -> None:
+        """Params, FLOPs, activations and #conv, by the worker of the lane that times the entry."""
+        reply = self._ask(entry, lane, msg.CountComplexity(self.config.flop_counter), "the complexity count")
+        if isinstance(reply, msg.ComplexityCounted):
+            with self._lock:
+                entry.state["complexity"] = reply.counts
+                entry.slot.save(entry.state)  # type: ignore[union-attr]
+
+    def _time_round(
+        self, lane: Lane, by_name: dict[str, Entry], order: list[str], round_index: int, images: int
+    ) -> dict[str, Any]:
+        """One round on one lane: everyone warms up, then takes turns image by image."""
+        timing = self.config.timing
+        rounds = timing.rounds
+        for name in order:
+            entry = by_name[name]
+            warmup = msg.WarmUp(timing.warmup_seconds, timing.warmup_min_passes, timing.warmup_max_passes)
+            reply = self._ask(entry, lane, warmup, f"the warm-up of timing round {round_index + 1}")
+            if isinstance(reply, msg.WarmedUp):
+                entry.timed[lane.index].warmup_passes.append(reply.passes)
+                entry.timed[lane.index].latencies.append([])
+        timed_ms = 0.0
+        started = time.perf_counter()
+        for index in range(images):
+            for name in turn_order(order, index):
+                entry = by_name[name]
+                doing = f"timing round {round_index + 1} at image {index + 1}/{images}"
+                reply = self._ask(entry, lane, msg.TimeImage(index, timing.repeats), doing)
+                if isinstance(reply, msg.Timed):
+                    entry.timed[lane.index].latencies[-1].append(reply.milliseconds)
+                    timed_ms += reply.milliseconds
+                    done = round_index * images + index + 1
+                    self.progress.show(
+                        entry, lane.label, f"timing round {round_index + 1}/{rounds}", done, rounds * images
+                    )
+        wall_ms = (time.perf_counter() - started) * 1000.0
+        return {"lane": lane.label, "order": order, "wall_ms": wall_ms, "timed_ms": timed_ms}
+
+    # -- records --------------------------------------------------------------------------------
+
+    def record(self, entry: Entry) -> dict[str, Any]:
+        if not entry.ok:
+            return _failed_record(entry)
+        timed = entry.timed.get(entry.lane.index) if entry.lane is not None else None
+        if entry.complete is not None and timed is None:
+            return {**entry.complete, "role": entry.role, "cached": True}
+        assert timed is not None and entry.key is not None
+        source = entry.complete or entry.state
+        order = {name: index for index, name in enumerate(self.dataset.names)}
+        per_image = sorted((dict(record) for record in source["per_image"]), key=lambda r: order[r["name"]])
+        for image_index, record in enumerate(per_image):
+            record["runtime_ms_rounds"] = [latencies[image_index] for latencies in timed.latencies]
+            record["runtime_ms"] = statistics.fmean(record["runtime_ms_rounds"])
+        every = [latency for latencies in timed.latencies for latency in latencies]
+        runtime: dict[str, Any] = RuntimeStats.from_latencies(every).as_dict()
+        round_means = [statistics.fmean(latencies) for latencies in timed.latencies]
+        runtime["rounds"] = round_means
+        runtime["cv"] = statistics.pstdev(round_means) / statistics.fmean(round_means)
+        first_call = (
+            source.get("first_call_ms") if entry.complete is None else source["runtime_ms"]["first_call_ms"]
+        )
+        resumed = bool(source.get("resumed"))
+        runtime["first_call_ms"] = first_call
+        runtime["mean_without_warmup"] = (
+            (first_call + sum(timed.latencies[0][1:])) / len(per_image)
+            if first_call is not None and not resumed
+            else None
+        )
+        complexity = (
+            source["complexity"]
+            if entry.complete is None
+            else {key: source.get(key) for key in RECORD_FIELDS}
+        )
+        lane = timed.lane
+        record = {
+            **_identity(entry),
+            "status": "ok",
+            "error": None,
+            **{key: _mean_or_none([image[key] for image in per_image]) for key in METRIC_KEYS},
+            "runtime_ms": runtime,
+            "max_memory_mb": source["max_memory_mb"],
+            **complexity,
+            "num_images": len(per_image),
+            "warmup_passes": timed.warmup_passes,
+            "torch_settings_changed": entry.loaded.changed_by_submission if entry.loaded else {},
+            "timing_session": self.session,
+            "timed_on": {
+                "lane": lane.index,
+                "label": lane.label,
+                "node": lane.node,
+                "device": lane.device,
+                "fingerprint_id": fingerprint_id(self.fingerprints[lane.index]),
+            },
+            "pairing": self._pairing(entry, timed),
+            "retries": entry.retries,
+            "resumed": resumed,
+            "per_image": per_image,
+        }
+        self.cache.save_complete(entry.key, record)
+        if entry.slot is not None:
+            entry.slot.release(remove=True)
+            entry.slot = None
+        return {**record, "cached": False}
+
+    def _pairing(self, entry: Entry, timed: Timed) -> dict[str, Any] | None:
+        """How ``entry`` compares with the baseline timed beside it on its lane (None: no baseline)."""
+        baseline = next((other for other in self.entries if other.name == self.baseline_name), None)
+        if baseline is None or not baseline.ok:
+            return None
+        beside = baseline.timed.get(timed.lane.index)
+        if beside is None or len(beside.latencies) != len(timed.latencies):
+            return None
+        every = [latency for latencies in beside.latencies for latency in latencies]
+        return {
+            "baseline": baseline.name,
+            "lane": timed.lane.index,
+            "baseline_mean_ms": statistics.fmean(every),
+            "round_ratios": paired_round_ratios(timed.latencies, beside.latencies),
+        }
+
+    # -- the whole run --------------------------------------------------------------------------
+
+    def _on_lanes(self, work: Callable[[Any], None], items: Sequence[Any]) -> None:
+        """``work(item)`` for every item, each on a thread of its own (one item: in this thread)."""
+        if len(items) <= 1:
+            for item in items:
+                work(item)
+            return
+        errors: list[BaseException] = []
+
+        def guarded(item: Any) -> None:
+            try:
+                work(item)
+            except BaseException as error:  # noqa: BLE001 - re-raised in the coordinator's thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=guarded, args=(item,), daemon=True) for item in items]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def run(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """The records in order, and the names of cached results that were timed again."""
+        with contextlib.ExitStack() as stack:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="esr-workers-"))
+            stack.callback(self.close)  # runs first: workers stop before their log folder goes
+            self.logs = self.logs or Path(scratch)
+            # Bad weights or a bad dataset file are errors (exit 2) before anything is cached or run.
+            self.verify_weights()
+            self.split = share_dataset(
+                self.dataset, self.description["content_sha256"], self.config.cache_dir / "decoded"
+            )
+            self.look_up_cache()
+            if self.all_cached_together() or not any(entry.ok for entry in self.entries):
+                return [self.record(entry) for entry in self.entries], []
+            retimed = [entry.name for entry in self.entries if entry.ok and entry.complete is not None]
+            self.accuracy_pass()
+            self.performance_pass()
+            return [self.record(entry) for entry in self.entries], retimed

@@ -1,0 +1,98 @@
+"""Where workers run: lanes, one device each, provided by an executor (local processes or Ray).
+
+A *lane* is one device on one machine: a GPU, or a machine's CPU. The coordinator spreads the
+untimed accuracy work of a run over every lane, and times each lane's submissions beside a baseline
+of their own on that lane, so every runtime ratio compares two measurements of one device. Lanes that
+share a physical device (two CPU lanes of one machine) never time at the same moment.
+
+An executor makes lanes and starts workers on them. :class:`LocalExecutor` runs each worker as a
+process of this machine (:mod:`harness.runner.process`), one lane per ``--devices`` entry; the Ray
+executor (:mod:`harness.runner.ray_lanes`) runs them as actors of a Ray cluster. Both hand back a
+:class:`WorkerHandle` that speaks the requests of :mod:`harness.runner.messages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from harness.runner import messages as msg
+from harness.runner.process import WorkerProcess
+from harness.timing import device_fingerprint
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One device workers run on: ``device`` is what a worker there is told (``cuda:1``, ``cpu``).
+
+    ``label`` names it for people (``cuda:1``, ``ray lane 2: 10.0.0.7 GPU 3``); lanes with the same
+    ``exclusive`` key are one physical device and never time at the same moment.
+    """
+
+    index: int
+    label: str
+    device: str
+    exclusive: str
+    node: str
+
+
+class WorkerHandle(Protocol):
+    """A started worker: requests, and what was retried on the way (Ray restarts lost workers)."""
+
+    retries: list[str]
+
+    def request(
+        self,
+        request: msg.Request,
+        on_progress: Callable[[msg.ImageScored], Any] | None = None,
+        doing: str = "",
+    ) -> msg.Reply: ...
+
+    def kill(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Executor(Protocol):
+    """Makes lanes and starts workers on them."""
+
+    lanes: Sequence[Lane]
+
+    def start(self, lane: Lane, name: str, load: msg.Load, log_path: Path, budget_s: float) -> WorkerHandle:
+        """A worker for submission ``name`` on ``lane``, its model being loaded by ``load`` (the first
+        reply, Loaded or Failed, comes from ``handle.request`` of that same ``load``)."""
+        ...
+
+    def fingerprint(self, lane: Lane, threads: int) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """One lane per device of this machine; each worker is a process forked for it."""
+
+    def __init__(self, devices: Sequence[torch.device]) -> None:
+        self.lanes = [
+            Lane(
+                index,
+                str(device),
+                str(device),
+                exclusive=str(device) if device.type == "cuda" else "cpu",
+                node="local",
+            )
+            for index, device in enumerate(devices)
+        ]
+
+    def start(self, lane: Lane, name: str, load: msg.Load, log_path: Path, budget_s: float) -> WorkerHandle:
+        return WorkerProcess(name, log_path, budget_s)
+
+    def fingerprint(self, lane: Lane, threads: int) -> dict[str, Any]:
+        # The workers' thread count, not this process's, is what decides their runtimes.
+        return {**device_fingerprint(lane.device), "num_threads": threads}
+
+    def close(self) -> None:
+        """Nothing to release: each worker is closed by the coordinator."""

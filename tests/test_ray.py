@@ -1,0 +1,144 @@
+"""The Ray executor: the same numbers as a local run, and a lost worker retried once.
+
+A local Ray instance starts and stops with each command, as `esr evaluate --executor ray` does
+without --ray-address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.commands import run as esr
+from harness.leaderboard import load_run
+
+pytest.importorskip("ray", reason="Ray is not installed (pip install 'esr-harness[ray]')")
+
+SLOW_MODEL = """
+import time
+
+import torch
+from torch import nn
+
+
+class Slow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        time.sleep(0.25)
+        return torch.nn.functional.interpolate(x, scale_factor=4, mode="nearest") * self.gain
+"""
+
+
+def _options(tmp_path: Path, zoo: Path, out: str) -> list[str]:
+    return [
+        "--device",
+        "cpu",
+        "--quiet",
+        "--rounds",
+        "2",
+        "--warmup-seconds",
+        "0",
+        "--seed",
+        "5",
+        "--model-zoo",
+        str(zoo),
+        "--cache-dir",
+        str(tmp_path / f"{out}-cache"),
+        "--out",
+        str(tmp_path / out),
+    ]
+
+
+def _scores(document: dict) -> dict[str, list[list[float]]]:
+    keys = ("name", "psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y")
+    return {
+        r["submission"]: [[image[k] for k in keys] for image in r["per_image"]] for r in document["results"]
+    }
+
+
+@pytest.mark.slow
+def test_ray_gives_the_numbers_of_a_local_run(tmp_path: Path, data_dir: Path, model_zoo_dir: Path) -> None:
+    names = ["clb_imdn", "rfdn_baseline", "bicubic"]
+    data = ["--data", str(data_dir / "Set5")]
+    assert esr(["evaluate", *names, *data, *_options(tmp_path, model_zoo_dir, "local")]) == 0
+    ray_args = ["--executor", "ray", "--ray-workers", "2"]
+    status = esr(["evaluate", *names, *data, *_options(tmp_path, model_zoo_dir, "ray"), *ray_args])
+    assert status == 0
+    local = json.loads((tmp_path / "local" / "results.json").read_text())
+    remote = json.loads((tmp_path / "ray" / "results.json").read_text())
+    assert [r["submission"] for r in remote["results"]] == [*names, "imdn_baseline"]  # none missing or twice
+    assert _scores(remote) == _scores(local)
+    assert all(r["status"] == "ok" for r in remote["results"])
+    assert len(remote["lanes"]) == 2 and all(lane["label"].startswith("ray lane") for lane in remote["lanes"])
+    for record in remote["results"]:
+        assert record["pairing"]["lane"] == record["timed_on"]["lane"]
+    run = load_run(tmp_path / "ray")  # a valid run document for the leaderboard
+    assert {r["submission"] for r in run.results} == {*names, "imdn_baseline"}
+
+
+def _busy_worker_pids() -> list[int]:
+    """Processes of Ray worker actors answering a request (their title is ray::_RayWorker.handle)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith("ray::_RayWorker.handle"):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_a_lost_ray_worker_is_retried_and_the_record_says_so(tmp_path: Path, model_zoo_dir: Path) -> None:
+    data = tmp_path / "data"
+    (data / "HR").mkdir(parents=True)
+    (data / "LR_bicubic" / "X4").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in range(4):
+        lr = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        Image.fromarray(np.repeat(np.repeat(lr, 4, axis=0), 4, axis=1)).save(data / "HR" / f"im{index}.png")
+        Image.fromarray(lr).save(data / "LR_bicubic" / "X4" / f"im{index}x4.png")
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    (folder / "slow.py").write_text(SLOW_MODEL)
+    (folder / "submission.yaml").write_text(
+        "name: slow\nteam: t\ndescription: slow\nmodel:\n  file: slow.py\n  class: Slow\ninput_range: 1.0\nscale: 4\n"
+    )
+    killed: list[int] = []
+
+    def kill_one_busy_worker() -> None:
+        deadline = time.monotonic() + 300
+        while not killed and time.monotonic() < deadline:
+            pids = _busy_worker_pids()
+            if pids:
+                time.sleep(0.3)  # well inside its request
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one_busy_worker, daemon=True)
+    killer.start()
+    argv = ["evaluate", str(folder), "--data", str(data), "--executor", "ray"]
+    status = esr(argv + _options(tmp_path, model_zoo_dir, "out"))
+    killer.join(timeout=5)
+    assert killed, "no Ray worker was seen answering a request"
+    assert status == 0
+    document = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert all(r["status"] == "ok" and r["num_images"] == 4 for r in document["results"])
+    retried = [r for r in document["results"] if r["retries"]]
+    assert len(retried) == 1, [r["retries"] for r in document["results"]]
+    (retry,) = retried[0]["retries"]
+    assert f"(pid {killed[0]} on " in retry and "Ray restarted it" in retry
