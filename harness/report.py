@@ -105,7 +105,20 @@ def run_summary(run: dict[str, Any]) -> str:
         + f" protocol {run['protocol']} v{run['protocol_version']}"
     )
     lines = [title, _table(headers, rows, numeric=range(1, 9))]
-    if run.get("baseline"):
+    lanes = run.get("lanes") or []
+    if run.get("baseline") and len(lanes) > 1:
+        lines.append(
+            f"x baseline: paired runtime ratio to the {run['baseline']} timed beside it on its own lane; "
+            "absolute times compare only within a lane:"
+        )
+        for lane in lanes:
+            names = [
+                r["submission"]
+                for r in run.get("results", [])
+                if (r.get("timed_on") or {}).get("lane") == lane["lane"]
+            ]
+            lines.append(f"  {lane['label']}: {', '.join(names) or '-'}")
+    elif run.get("baseline"):
         lines.append(f"x baseline: runtime / {run['baseline']}'s, measured in this run on this device.")
     results = run.get("results", [])
     lines += [f"FAILED {r['submission']}: {r['error']}" for r in results if r["status"] != "ok"]

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import harness
 from harness.atomic import write_json_atomic
 from harness.catalog import resolve_many
@@ -20,7 +22,8 @@ from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard, RunFile, annotate_published, build_leaderboard
 from harness.metrics.fidelity import WINDOW_SIZE as SSIM_WINDOW
 from harness.protocols import Protocol, load_protocol
-from harness.runner import RunConfig, TimingSettings, evaluate_run
+from harness.runner import RunConfig, TimingSettings, evaluate_run, worker_threads
+from harness.runner.lanes import Executor, LocalExecutor
 from harness.submissions import resolve_submission
 from harness.submissions.manifest import ZOO_EDITIONS, zoo_edition, zoo_env_variable
 from harness.timing import resolve_device
@@ -105,6 +108,28 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--protocol", default="ntire2022", help="evaluation protocol (default: ntire2022)")
     parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu (default: auto)")
+    parser.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="where workers run: processes of this machine (default) or actors of a Ray cluster",
+    )
+    parser.add_argument(
+        "--devices",
+        default=None,
+        metavar="LIST",
+        help="local executor: one lane per device, e.g. cuda:0,cuda:1 (default: --device alone)",
+    )
+    parser.add_argument(
+        "--ray-address", default=None, help="join this Ray cluster (default: start one for this command)"
+    )
+    parser.add_argument(
+        "--ray-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Ray lanes: bundles of one GPU, or of --threads CPUs (default: every GPU; 1 on CPUs)",
+    )
     parser.add_argument("--weights", type=Path, default=None, help="weights file for a single submission")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per image, median kept")
     parser.add_argument(
@@ -127,7 +152,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch threads of each worker (default: torch's, one per core)",
+        help="torch threads of each worker (default: every core on a GPU run, half of them on a CPU run)",
     )
     parser.add_argument(
         "--cache-dir",
@@ -206,8 +231,40 @@ def run_evaluation(
         log_dir=log_dir,
     )
     baseline = resolve_submission(protocol.baseline)
-    run = evaluate_run(submissions, dataset, config, baseline=baseline)
+    executor = _executor(args, device)
+    try:
+        run = evaluate_run(submissions, dataset, config, baseline=baseline, executor=executor)
+    finally:
+        executor.close()
     return apply_constraints(run, protocol)
+
+
+def _executor(args: argparse.Namespace, device: torch.device) -> Executor:
+    """The lanes of the run: --devices on this machine, or --ray-workers lanes of a Ray cluster."""
+    if args.executor == "ray":
+        if args.devices is not None:
+            raise HarnessError("--devices: applies to the local executor; with Ray, give --ray-workers N")
+        if args.ray_workers is not None and args.ray_workers < 1:
+            raise HarnessError(f"--ray-workers: must be at least 1, got {args.ray_workers}")
+        from harness.runner.ray_lanes import RayExecutor  # Ray is an optional extra
+
+        return RayExecutor(
+            address=args.ray_address,
+            workers=args.ray_workers,
+            device_type=device.type,
+            threads=worker_threads(args.threads, device),
+        )
+    for flag in ("ray_address", "ray_workers"):
+        if getattr(args, flag) is not None:
+            raise HarnessError(f"--{flag.replace('_', '-')}: applies to --executor ray")
+    if args.devices is None:
+        return LocalExecutor([device])
+    devices = [resolve_device(name.strip()) for name in args.devices.split(",") if name.strip()]
+    if not devices or {d.type for d in devices} != {device.type}:
+        raise HarnessError(
+            f"--devices {args.devices}: give devices of one kind, like --device ({device.type})"
+        )
+    return LocalExecutor(devices)
 
 
 def default_run_dir() -> Path:

@@ -10,7 +10,11 @@ from harness.report import run_summary
 
 NAME = "evaluate"
 HELP = "evaluate submissions on a dataset (PSNR/SSIM, runtime, memory, complexity, constraints)"
-EXAMPLE = "esr evaluate clb_imdn imdn_baseline --data samples --device cpu --out results/runs/demo"
+EXAMPLE = (
+    "esr evaluate clb_imdn imdn_baseline --data samples --device cpu --out results/runs/demo\n"
+    "  esr evaluate ntire2022:all --zoo ~/NTIRE2022_ESR --data /data/DIV2K --devices cuda:0,cuda:1\n"
+    "  esr evaluate ntire2022:all --zoo ~/NTIRE2022_ESR --data /data/DIV2K --device cuda --executor ray"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

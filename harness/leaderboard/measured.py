@@ -143,6 +143,24 @@ def run_summary(run: RunFile, protocol: Protocol) -> str:
     )
 
 
+def _lane_notes(run: RunFile, protocol: Protocol) -> list[str]:
+    """For a run timed on several lanes: who was timed where, and what compares with what."""
+    lanes = run.metadata.get("lanes") or []
+    if len(lanes) < 2:
+        return []
+    groups = []
+    for lane in lanes:
+        names = [
+            r["submission"] for r in run.results if (r.get("timed_on") or {}).get("lane") == lane["lane"]
+        ]
+        groups.append(f"{lane['label']}: {', '.join(names) or '-'}")
+    return [
+        f"{run.path} was timed on {len(lanes)} lanes, each beside its own {baseline_name(run.baseline, protocol)}: "
+        f"{'; '.join(groups)}. Ratios compare each submission with the baseline of its lane; "
+        "absolute times compare only within a lane."
+    ]
+
+
 def describe_measured(
     runs: Sequence[RunFile], entries: Sequence[MeasuredEntry], protocol: Protocol
 ) -> tuple[list[str], PlotPanel | None]:
@@ -151,6 +169,8 @@ def describe_measured(
         return [], None
     run = runs[0]
     notes = [f"measured: {run_summary(run, protocol)}"]
+    for each in runs:
+        notes += _lane_notes(each, protocol)
     verdicts = [entry.verdict("psnr") for entry in entries]
     limits = [verdict for verdict in verdicts if verdict is not None and verdict.limit is not None]
     if not limits:
