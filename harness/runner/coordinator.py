@@ -459,7 +459,7 @@ class Coordinator:
         images = len(self.split)
         for entry in group:
             entry.timed[lane.index] = Timed(lane)
-            self._ask(entry, lane, msg.PrepareTiming(), f"moving the inputs to {lane.label}")
+            self._ask(entry, lane, msg.PrepareTiming(), f"the copy of the inputs to {lane.label}")
         by_name = {entry.name: entry for entry in group}
         orders = round_orders([entry.name for entry in group], timing.rounds, self.seed + lane.index)
         for round_index, order in enumerate(orders):
@@ -470,7 +470,9 @@ class Coordinator:
             ]
             if restarted:  # a worker was lost and restarted mid-round: that round is measured again
                 for entry in restarted:
-                    self._ask(entry, lane, msg.PrepareTiming(), f"moving the inputs to {lane.label} again")
+                    self._ask(
+                        entry, lane, msg.PrepareTiming(), f"the second copy of the inputs to {lane.label}"
+                    )
                 for entry in group:
                     timed = entry.timed[lane.index]
                     del timed.latencies[round_index:], timed.warmup_passes[round_index:]

@@ -29,7 +29,7 @@ from harness.timing import device_fingerprint
 class Lane:
     """One device workers run on: ``device`` is what a worker there is told (``cuda:1``, ``cpu``).
 
-    ``label`` names it for people (``cuda:1``, ``ray lane 2: 10.0.0.7 GPU 3``); lanes with the same
+    ``label`` names it for people (``cuda:1``, ``ray lane 2 (10.0.0.7 GPU 3)``); lanes with the same
     ``exclusive`` key are one physical device and never time at the same moment.
     """
 

@@ -191,8 +191,8 @@ class RayExecutor:
         self.lanes = [
             Lane(
                 index,
-                f"ray lane {index}: {found['node']}"
-                + (f" GPU {found['gpus'][0]}" if found["gpus"] else " CPU"),
+                f"ray lane {index} ({found['node']} "
+                + (f"GPU {found['gpus'][0]})" if found["gpus"] else "CPU)"),
                 "cuda" if device_type == "cuda" else "cpu",
                 exclusive=f"{found['node']}:{found['gpus'][0] if found['gpus'] else 'cpu'}",
                 node=found["node"],
