@@ -1,0 +1,91 @@
+"""Timed-loop purity: how much of a performance round is anything but the timed forward passes.
+
+Two submissions whose forward pass sleeps 50 ms (no CPU use) and then upsamples cheaply are timed on
+the embedded samples in interleaved rounds. A round's wall time, measured by the coordinator from
+its first timed call to its last reply, is compared with the sum of the spans the workers timed:
+whatever lies between (requests, replies, input copies) is the harness's overhead. Target: every
+round within 1.05x. ``tests/test_workers.py`` checks the same property structurally (what calls the
+model, which threads run beside it); this script gives the figure, which ``make test`` must not
+assert on a shared machine.
+
+    .venv/bin/python benchmarks/timed_loop_purity.py --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+
+from harness.data import open_dataset
+from harness.runner import RunConfig, TimingSettings, evaluate_run
+from harness.submissions import resolve_submission
+
+SLEEPY_MODEL = """
+import time
+
+import torch
+from torch import nn
+
+
+class Sleepy(nn.Module):
+    def __init__(self, sleep_ms: float) -> None:
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(1))
+        self.sleep_ms = sleep_ms
+
+    def forward(self, x):
+        time.sleep(self.sleep_ms / 1000.0)
+        return torch.nn.functional.interpolate(x, scale_factor=4, mode="nearest") * self.gain
+"""
+
+
+def sleepy_submission(folder: Path, name: str, sleep_ms: float) -> object:
+    """A submission folder whose model sleeps ``sleep_ms`` per forward pass."""
+    folder.mkdir(parents=True)
+    (folder / "sleepy.py").write_text(SLEEPY_MODEL)
+    (folder / "submission.yaml").write_text(
+        f"name: {name}\nteam: benchmark\ndescription: sleeps {sleep_ms:g} ms per forward pass\n"
+        f"model:\n  file: sleepy.py\n  class: Sleepy\n  kwargs:\n    sleep_ms: {sleep_ms}\n"
+        "input_range: 1.0\nscale: 4\n"
+    )
+    return resolve_submission(str(folder))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sleep-ms", type=float, default=50.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="esr-purity-") as scratch:
+        root = Path(scratch)
+        submissions = [
+            sleepy_submission(root / name, name, args.sleep_ms) for name in ("sleepy_a", "sleepy_b")
+        ]
+        config = RunConfig(
+            protocol_name="ntire2022",
+            protocol_version=1,
+            border=4,
+            device=torch.device("cpu"),
+            timing=TimingSettings(warmup_seconds=0.0, warmup_max_passes=1, rounds=args.rounds),
+            cache_dir=root / "cache",
+            quiet=True,
+        )
+        run = evaluate_run(submissions, open_dataset("samples"), config)
+    worst = 0.0
+    for number, entry in enumerate(run["timing"]["round_log"], start=1):
+        ratio = entry["wall_ms"] / entry["timed_ms"]
+        worst = max(worst, ratio)
+        print(
+            f"round {number}: wall {entry['wall_ms']:.1f} ms, timed spans {entry['timed_ms']:.1f} ms, "
+            f"wall / timed {ratio:.4f}"
+        )
+    print(f"largest wall / timed {worst:.4f} (target: at most 1.05)")
+
+
+if __name__ == "__main__":
+    main()
