@@ -13,31 +13,13 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from slow_submission import write_paired_dataset, write_slow_submission
 
 from harness.commands import run as esr
 from harness.leaderboard import load_run
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'esr-harness[ray]')")
-
-SLOW_MODEL = """
-import time
-
-import torch
-from torch import nn
-
-
-class Slow(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.gain = nn.Parameter(torch.ones(1))
-
-    def forward(self, x):
-        time.sleep(0.25)
-        return torch.nn.functional.interpolate(x, scale_factor=4, mode="nearest") * self.gain
-"""
 
 
 def _options(tmp_path: Path, zoo: Path, out: str) -> list[str]:
@@ -103,20 +85,8 @@ def _busy_worker_pids() -> list[int]:
 
 @pytest.mark.slow
 def test_a_lost_ray_worker_is_retried_and_the_record_says_so(tmp_path: Path, model_zoo_dir: Path) -> None:
-    data = tmp_path / "data"
-    (data / "HR").mkdir(parents=True)
-    (data / "LR_bicubic" / "X4").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for index in range(4):
-        lr = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-        Image.fromarray(np.repeat(np.repeat(lr, 4, axis=0), 4, axis=1)).save(data / "HR" / f"im{index}.png")
-        Image.fromarray(lr).save(data / "LR_bicubic" / "X4" / f"im{index}x4.png")
-    folder = tmp_path / "slow"
-    folder.mkdir()
-    (folder / "slow.py").write_text(SLOW_MODEL)
-    (folder / "submission.yaml").write_text(
-        "name: slow\nteam: t\ndescription: slow\nmodel:\n  file: slow.py\n  class: Slow\ninput_range: 1.0\nscale: 4\n"
-    )
+    data = write_paired_dataset(tmp_path / "data", count=4, lr_size=(16, 16))
+    folder = write_slow_submission(tmp_path / "slow", sleep_s=0.25)
     killed: list[int] = []
 
     def kill_one_busy_worker() -> None:

@@ -12,50 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from slow_submission import write_paired_dataset, write_slow_submission
 
 ESR = [sys.executable, "-m", "harness.cli"]
-
-SLOW_MODEL = """
-import time
-
-import torch
-from torch import nn
-
-
-class Slow(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.gain = nn.Parameter(torch.ones(1))
-
-    def forward(self, x):
-        time.sleep(0.08)
-        return torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False) * self.gain
-"""
 
 
 @pytest.fixture()
 def setup(tmp_path: Path, model_zoo_dir: Path) -> dict[str, Path]:
     """A small paired dataset (BasicSR layout) and a slow submission."""
-    data = tmp_path / "data"
-    (data / "HR").mkdir(parents=True)
-    (data / "LR_bicubic" / "X4").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for index in range(6):
-        lr = rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)
-        hr = np.repeat(np.repeat(lr, 4, axis=0), 4, axis=1)
-        hr = np.clip(hr.astype(int) + rng.integers(-20, 21, hr.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(hr).save(data / "HR" / f"im{index}.png")
-        Image.fromarray(lr).save(data / "LR_bicubic" / "X4" / f"im{index}x4.png")
-    submission = tmp_path / "slow"
-    submission.mkdir()
-    (submission / "slow.py").write_text(SLOW_MODEL)
-    (submission / "submission.yaml").write_text(
-        "name: slow\nteam: test\ndescription: a slow bicubic model\n"
-        "model:\n  file: slow.py\n  class: Slow\ninput_range: 1.0\nscale: 4\n"
-    )
+    data = write_paired_dataset(tmp_path / "data", count=6, lr_size=(16, 20), noise=20)
+    submission = write_slow_submission(tmp_path / "slow", sleep_s=0.08, mode="bicubic")
     return {"root": tmp_path, "data": data, "submission": submission, "zoo": model_zoo_dir}
 
 
