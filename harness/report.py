@@ -118,7 +118,11 @@ def run_summary(run: dict[str, Any]) -> str:
                 if (r.get("timed_on") or {}).get("lane") == lane["lane"]
             ]
             lines.append(f"  {lane['label']}: {', '.join(names) or '-'}")
-    elif run.get("baseline"):
+    elif run.get("baseline") and any(r.get("pairing") for r in run.get("results", [])):
+        lines.append(
+            f"x baseline: paired runtime ratio to {run['baseline']}, timed side by side in this run on this device."
+        )
+    elif run.get("baseline"):  # a run document from before paired timing
         lines.append(f"x baseline: runtime / {run['baseline']}'s, measured in this run on this device.")
     results = run.get("results", [])
     lines += [f"FAILED {r['submission']}: {r['error']}" for r in results if r["status"] != "ok"]

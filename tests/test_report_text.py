@@ -148,3 +148,11 @@ def test_footnotes_number_long_texts_once() -> None:
     assert notes.mark("a longer text") == "[1]" and notes.mark("another long one") == "[2]"
     assert notes.mark("a longer text") == "[1]"
     assert notes.lines() == ["[1] a longer text", "[2] another long one"]
+
+
+def test_the_footer_names_the_ratio_the_column_holds() -> None:
+    paired = record("clb_imdn", pairing={"baseline": "imdn_baseline", "lane": 0, "round_ratios": [0.9, 0.8]})
+    new = run_summary(run_document([paired]))
+    assert "x baseline: paired runtime ratio to imdn_baseline, timed side by side in this run" in new
+    old = run_summary(run_document([record("clb_imdn")]))  # written before paired timing
+    assert "x baseline: runtime / imdn_baseline's, measured in this run on this device." in old
