@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.provenance import harness_identity
 from harness.runner.coordinator import Coordinator, Entry
 from harness.runner.lanes import Executor, LocalExecutor
 from harness.runner.settings import RunConfig, TimingSettings, worker_threads
@@ -60,7 +59,7 @@ def evaluate_run(
     results, retimed = coordinator.run()
     first = coordinator.fingerprints[0]
     return {
-        "harness": harness_identity(),
+        "harness": coordinator.harness,
         "protocol": config.protocol_name,
         "protocol_version": config.protocol_version,
         "device": {**first, "fingerprint_id": fingerprint_id(first)},

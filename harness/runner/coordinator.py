@@ -143,11 +143,10 @@ def _shards(indices: Sequence[int], count: int) -> list[tuple[int, ...]]:
 class _Progress:
     """One progress line per submission: where it runs, which pass and round, how far it got."""
 
-    def __init__(self, entries: Sequence[Entry], quiet: bool) -> None:
+    def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.bars: dict[str, tqdm] = {}
         self._lock = threading.Lock()
-        self.entries = entries
 
     def show(self, entry: Entry, where: str, doing: str, done: int, total: int) -> None:
         if self.quiet:
@@ -189,12 +188,13 @@ class Coordinator:
         self.lanes = list(executor.lanes)
         self.fingerprints = [executor.fingerprint(lane, threads) for lane in self.lanes]
         self.description = dataset.describe()
+        self.harness = harness_identity()  # asks git: once per run, not once per submission
         self.session = uuid.uuid4().hex
         self.seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
         self.round_log: list[dict[str, Any]] = []
         self.split: SharedSplit | None = None
         self.logs = config.log_dir
-        self.progress = _Progress(entries, config.quiet)
+        self.progress = _Progress(config.quiet)
         self._lock = threading.Lock()  # the entries' state, written by the lanes' threads
         self._start_seconds: list[float] = []  # how long starting a worker and loading took
 
@@ -216,7 +216,7 @@ class Coordinator:
                 key: value for key, value in self.config.timing.as_dict().items() if key != "timeout_seconds"
             },
             "threads": self.threads,
-            "harness": harness_identity(),
+            "harness": self.harness,
         }
 
     def verify_weights(self) -> None:
@@ -265,6 +265,17 @@ class Coordinator:
         ok = [entry for entry in self.entries if entry.ok]
         sessions = {entry.complete.get("timing_session") for entry in ok if entry.complete is not None}
         return bool(ok) and all(entry.complete is not None for entry in ok) and len(sessions) == 1
+
+    def prepare(self) -> None:
+        """Everything before the passes: weights verified, the data decoded and shared, the cache read.
+
+        Bad weights or a bad dataset file are errors (exit 2) before anything is cached or run.
+        """
+        self.verify_weights()
+        self.split = share_dataset(
+            self.dataset, self.description["content_sha256"], self.config.cache_dir / "decoded"
+        )
+        self.look_up_cache()
 
     # -- workers --------------------------------------------------------------------------------
 
@@ -634,12 +645,7 @@ class Coordinator:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="esr-workers-"))
             stack.callback(self.close)  # runs first: workers stop before their log folder goes
             self.logs = self.logs or Path(scratch)
-            # Bad weights or a bad dataset file are errors (exit 2) before anything is cached or run.
-            self.verify_weights()
-            self.split = share_dataset(
-                self.dataset, self.description["content_sha256"], self.config.cache_dir / "decoded"
-            )
-            self.look_up_cache()
+            self.prepare()
             if self.all_cached_together() or not any(entry.ok for entry in self.entries):
                 return [self.record(entry) for entry in self.entries], []
             retimed = [entry.name for entry in self.entries if entry.ok and entry.complete is not None]
