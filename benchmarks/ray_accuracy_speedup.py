@@ -26,7 +26,6 @@ from harness.data import open_dataset
 from harness.runner import RunConfig, worker_threads
 from harness.runner.coordinator import Coordinator, Entry
 from harness.runner.ray_lanes import RayExecutor
-from harness.runner.shared_data import share_dataset
 from harness.submissions import resolve_submission
 
 SUBMISSIONS = ("clb_imdn", "imdn_baseline", "rfdn_baseline", "bicubic")
@@ -53,11 +52,7 @@ def accuracy_seconds(workers: int, threads: int | None, data: Path, zoo: Path) -
         executor = RayExecutor(address=None, workers=workers, device_type="cpu", threads=threads)
         coordinator = Coordinator(dataset, config, entries, None, executor, threads)
         try:
-            coordinator.verify_weights()
-            coordinator.split = share_dataset(
-                dataset, coordinator.description["content_sha256"], config.cache_dir / "decoded"
-            )
-            coordinator.look_up_cache()
+            coordinator.prepare()
             started = time.perf_counter()
             coordinator.accuracy_pass()
             elapsed = time.perf_counter() - started
