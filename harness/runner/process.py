@@ -94,8 +94,9 @@ class WorkerProcess:
                 except (EOFError, OSError):
                     self._process.join(1.0)
                     raise self._lost(_describe_exit(self._process.exitcode), doing) from None
-                if isinstance(reply, msg.ImageScored) and on_progress is not None:
-                    on_progress(reply)
+                if isinstance(reply, msg.ImageScored):  # streamed before the final reply
+                    if on_progress is not None:
+                        on_progress(reply)
                     continue
                 return reply
             if ready:  # only the sentinel: the process ended without a word
