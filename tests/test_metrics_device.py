@@ -75,18 +75,26 @@ def test_device_y_is_the_exact_y_on_every_colour_level(device: str) -> None:
     np.testing.assert_array_equal(got, rgb_to_y(img))
 
 
+def _conversion_data(input_range: float) -> np.ndarray:
+    """Model outputs around ``[0, input_range]``, with exact halves of grey levels in the first row."""
+    rng = np.random.default_rng(11)
+    out = rng.uniform(-0.2, 1.2, (1, 3, 40, 36)).astype(np.float32) * np.float32(input_range)
+    # Include exact halves of a grey level, where rounding half to even matters.
+    halves = (
+        (np.arange(256, dtype=np.float32) + np.float32(0.5)) * np.float32(input_range) / np.float32(255.0)
+    )
+    out[0, 0, 0, :36] = halves[:36]
+    out[0, 1, 0, :36] = halves[36:72]
+    out[0, 2, 0, :36] = halves[72:108]
+    return out
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("input_range", [1.0, 255.0])
 def test_device_uint8_conversion_is_bit_identical_to_the_official_one(
     device: str, input_range: float
 ) -> None:
-    rng = np.random.default_rng(11)
-    out = rng.uniform(-0.2, 1.2, (1, 3, 40, 36)).astype(np.float32) * np.float32(input_range)
-    # Include every exact half of a grey level, where rounding half to even matters.
-    halves = (
-        (np.arange(256, dtype=np.float32) + np.float32(0.5)) * np.float32(input_range) / np.float32(255.0)
-    )
-    out[0, 0, 0, :36] = halves[:36]
+    out = _conversion_data(input_range)
     expected = to_uint8(torch.from_numpy(out), input_range)
     got = to_uint8_tensor(torch.from_numpy(out).to(device), input_range)
     assert got.dtype == torch.uint8 and got.device.type == device
@@ -99,3 +107,16 @@ def test_device_identical_images_and_too_small_images() -> None:
     assert scores["psnr_rgb"] == math.inf and scores["ssim_y"] == pytest.approx(1.0, abs=1e-12)
     with pytest.raises(HarnessError, match="too small for border 4"):
         fidelity_tensor(img[:, :18, :18], img[:, :18, :18], border=4)
+
+
+def test_the_conversion_data_tells_true_division_from_a_reciprocal_multiply() -> None:
+    """The uint8 test above can catch CUDA's divide-by-scalar shortcut: on its own data, multiplying
+    by the float32 reciprocal of 255 (what CUDA does for ``tensor / python_float``) lands some
+    pixels one grey level away from true division. Both are computed here in NumPy float32."""
+    out = _conversion_data(255.0)
+    scaled = np.clip(out, 0, 255).astype(np.float32) * np.float32(255.0)
+    true_division = np.round(scaled / np.float32(255.0))
+    reciprocal_multiply = np.round(scaled * (np.float32(1.0) / np.float32(255.0)))
+    differing = int(np.count_nonzero(true_division != reciprocal_multiply))
+    assert differing > 0
+    assert np.abs(true_division - reciprocal_multiply).max() == 1

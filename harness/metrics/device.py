@@ -32,9 +32,15 @@ def to_uint8_tensor(out: torch.Tensor, input_range: float) -> torch.Tensor:
 
     The official order of operations: float32, clamp to ``[0, input_range]``, times 255.0, divided
     by the range, rounded half to even. The caller has checked shape and finiteness.
+
+    The divisor is a tensor on the output's device, not a Python number: CUDA divides by a host
+    scalar as a multiplication by its float32 reciprocal, which for ``input_range=255`` puts some
+    pixels one grey level away from the official NumPy division. A device tensor takes CUDA's true
+    division, the same IEEE operation NumPy performs.
     """
     chw = out.detach()[0].float().clamp(0, input_range)
-    return chw.mul(255.0).div(input_range).round().to(torch.uint8)
+    divisor = torch.tensor(input_range, dtype=torch.float32, device=chw.device)
+    return chw.mul(255.0).div(divisor).round().to(torch.uint8)
 
 
 def rgb_to_y_tensor(rgb: torch.Tensor) -> torch.Tensor:
