@@ -11,7 +11,8 @@ submission cannot change what the next one sees or how it is timed, and a crash 
   and its Y plane: on a GPU with torch on the device, right after the forward pass; on the CPU with
   :mod:`harness.metrics.fidelity` on a background thread, overlapping the next forward pass. Peak
   device memory is read right after each forward pass, before any scoring allocates.
-* **Performance pass.** Inputs are put on the device once; then the worker does nothing but
+* **Performance pass.** Inputs are put on the device once, and before the first warm-up each input
+  size other than image 0's gets one untimed forward pass; then the worker does nothing but
   forward passes when told, each on a fresh copy of its input made outside the timed span: no
   decoding, no metrics, no writes.
 """
@@ -106,6 +107,17 @@ def check_output(sr: object, lr: torch.Tensor, scale: int, name: str) -> torch.T
     return sr
 
 
+def make_current(device: torch.device) -> None:
+    """Make ``device`` this process's current CUDA device (nothing to do on the CPU).
+
+    Team code often says ``.cuda()`` or ``device="cuda"``, meaning the current device. Without this,
+    a worker of a lane on ``cuda:1`` would build such a model, and run such a forward pass, on GPU 0,
+    where another lane may be timing.
+    """
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+
+
 class SubmissionWorker:
     """The state of one worker: the loaded model, the shared data and the device inputs."""
 
@@ -115,6 +127,7 @@ class SubmissionWorker:
         self.device = torch.device("cpu")
         self.timer: Timer | None = None
         self.inputs: list[torch.Tensor] = []
+        self.sizes_primed = False  # one untimed forward pass per input size, before the first round
 
     # -- dispatch -------------------------------------------------------------------------------
 
@@ -145,6 +158,7 @@ class SubmissionWorker:
         wanted = torch_settings()
         self.request = request
         self.device = torch.device(request.device)
+        make_current(self.device)
         self.loaded = load_resolved(
             request.submission, request.weights, trust_weights=request.trust_weights, device=self.device
         )
@@ -285,8 +299,27 @@ class SubmissionWorker:
             torch.cuda.synchronize(self.device)
         return self._forward(fresh)
 
+    def _prime_every_input_size(self) -> None:
+        """One untimed forward pass for each distinct input size, image 0's aside.
+
+        The warm-up repeats image 0; per-size setup (cuDNN plans with ``cudnn.benchmark``, lazily
+        loaded kernels, allocator growth) for the other sizes would otherwise land inside the
+        first timed round.
+        """
+        assert self.timer is not None
+        if not self.inputs:
+            self.prepare_timing()
+        seen = {tuple(self.inputs[0].shape)}
+        for index, image in enumerate(self.inputs):
+            if tuple(image.shape) not in seen:
+                seen.add(tuple(image.shape))
+                self.timer.time(self._fresh_call(index))
+        self.sizes_primed = True
+
     def warm_up(self, request: msg.WarmUp) -> msg.WarmedUp:
         assert self.timer is not None
+        if not self.sizes_primed and request.max_passes > 0:
+            self._prime_every_input_size()
         passes = warm_up(
             self.timer,
             lambda: self._fresh_call(0)(),
