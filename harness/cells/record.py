@@ -58,7 +58,10 @@ def cell_fidelity(
         raise ValueError("cell_fidelity: cell, fp32 and HR lists must be equally long and non-empty")
 
     def mean_scores(outs: list[torch.Tensor]) -> tuple[float, float]:
-        scores = [score_output(o, hr, input_range=input_range, border=border)[1] for o, hr in zip(outs, hrs)]
+        scores = [
+            score_output(o, hr, input_range=input_range, border=border)[1]
+            for o, hr in zip(outs, hrs, strict=True)
+        ]
         return (
             float(np.mean([s["psnr_rgb"] for s in scores])),
             float(np.mean([s["ssim_rgb"] for s in scores])),
