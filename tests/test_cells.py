@@ -53,6 +53,7 @@ def _lr_tensor(lr: np.ndarray, input_range: float) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", ["clb_imdn", "imdn_baseline"])
 def test_onnxruntime_matches_eager(name: str, sample) -> None:
+    pytest.importorskip("onnxruntime", reason="the [deploy] extra is not installed")
     lr, hr = sample
     sub, model = _load(name)
     x = _lr_tensor(lr, sub.input_range)
@@ -92,6 +93,7 @@ class _Unexportable(torch.nn.Module):
 
 
 def test_failed_export_gives_reason_and_other_cells_run() -> None:
+    pytest.importorskip("onnxruntime", reason="the [deploy] extra is not installed")
     model = _Unexportable()
     x = torch.rand(1, 3, 8, 8)
     results: dict[str, str | torch.Tensor] = {}
