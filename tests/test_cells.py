@@ -135,3 +135,16 @@ def test_gpu_cells(cell: str, sample) -> None:
             pytest.skip(str(exc))
     fields = cell_fidelity([out.cpu()], [eager.cpu()], [hr], input_range=sub.input_range, border=4)
     assert fields["psnr_drop"] < 1.0
+
+
+def test_uncollapsed_computes_clb_imdn(sample) -> None:
+    """The training form built from the collapsed weights has the released model's function."""
+    lr, _ = sample
+    _, collapsed = _load("clb_imdn")
+    _, uncollapsed = _load("clb_imdn_uncollapsed")
+    assert sum(p.numel() for p in uncollapsed.parameters()) > sum(p.numel() for p in collapsed.parameters())
+    x = _lr_tensor(lr[:16, :16], 1.0)
+    with torch.no_grad():
+        a, b = collapsed(x), uncollapsed(x)
+    assert a.shape == b.shape == (1, 3, 64, 64)
+    assert float((a - b).abs().max()) < 1e-4
