@@ -148,3 +148,48 @@ def test_uncollapsed_computes_clb_imdn(sample) -> None:
         a, b = collapsed(x), uncollapsed(x)
     assert a.shape == b.shape == (1, 3, 64, 64)
     assert float((a - b).abs().max()) < 1e-4
+
+
+def _worker_psnr(cell: str, sample, tmp_path: Path) -> tuple[object, list]:
+    """Load clb_imdn in ``cell`` in an in-process worker and run its accuracy pass on one image."""
+    from harness.runner import messages as msg
+    from harness.runner.shared_data import share_dataset
+    from harness.runner.worker import SubmissionWorker
+    from harness.submissions.weights import resolve_weights
+
+    if ZOO is None:
+        pytest.skip("ESR_MODEL_ZOO not set")
+    lr, hr = sample
+    split = share_dataset([("img", lr, hr)], "0" * 64, tmp_path / "shared")
+    sub = resolve_submission("clb_imdn")
+    weights = resolve_weights(sub, model_zoo=Path(ZOO), allow_download=False)
+    worker = SubmissionWorker()
+    load = msg.Load(
+        submission=sub,
+        weights=weights,
+        trust_weights=False,
+        device="cpu",
+        settings=msg.TorchSettings(cudnn_benchmark=False, threads=1),
+        split=split,
+        border=4,
+        cell=cell,
+    )
+    loaded = list(worker.handle(load))
+    replies = list(worker.handle(msg.Accuracy(indices=(0,), time_first_call=False)))
+    return loaded[0], replies
+
+
+def test_worker_runs_its_cell(sample, tmp_path: Path) -> None:
+    """A worker loaded in bf16 scores the bf16 forward: the PSNR the test computes from bf16 by hand."""
+    lr, hr = sample
+    _, fp32_replies = _worker_psnr("fp32", sample, tmp_path)
+    _, bf16_replies = _worker_psnr("bf16", sample, tmp_path)
+    fp32_psnr = fp32_replies[0].record["psnr_rgb"]
+    bf16_psnr = bf16_replies[0].record["psnr_rgb"]
+    _, model = _load("clb_imdn")
+    x = _lr_tensor(lr, 1.0)
+    with torch.no_grad():
+        eager = model(x)
+        by_hand = model.to(torch.bfloat16)(x.to(torch.bfloat16)).float()
+    assert fp32_psnr == pytest.approx(_psnr(_to_uint8(eager, 1.0), hr, 4), abs=1e-9)
+    assert bf16_psnr == pytest.approx(_psnr(_to_uint8(by_hand, 1.0), hr, 4), abs=1e-9)
