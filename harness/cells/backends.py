@@ -72,7 +72,9 @@ def _onnxruntime(model: torch.nn.Module, example: torch.Tensor) -> Forward:
         dynamo=False,
     )
     providers = ["CUDAExecutionProvider"] if example.is_cuda else ["CPUExecutionProvider"]
-    session = ort.InferenceSession(buffer.getvalue(), providers=providers)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the threads eager PyTorch is timed with
+    session = ort.InferenceSession(buffer.getvalue(), sess_options=options, providers=providers)
     if example.is_cuda and "CUDAExecutionProvider" not in session.get_providers():
         raise CellUnavailable("onnxruntime has no CUDA execution provider here")
 
