@@ -359,11 +359,26 @@ class CLBIMDNForEval(IMDN):
         load_clb_state_dict(self, state_dict)
 
 
+class CLBIMDNUncollapsed(CLBIMDN):
+    """``clb_imdn`` in its training form (every 3x3 a 4x-expanded block), built from collapsed weights.
+
+    It computes the released model's function through the uncollapsed blocks, so cells can show
+    what collapsing buys after deployment. A training-form checkpoint loads as it is.
+    """
+
+    def load_submission_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        if is_training_form(state_dict):
+            self.load_state_dict(state_dict, strict=True)
+        else:
+            self.init_from_plain(state_dict)
+
+
 __all__ = [
     "COLLAPSE_MODES",
     "EXPANDED_PRESETS",
     "CLBIMDN",
     "CLBIMDNForEval",
+    "CLBIMDNUncollapsed",
     "CollapsibleConv2d",
     "collapse_state_dict",
     "fold_exactly",

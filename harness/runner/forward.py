@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from torch import nn
 
 
 def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
@@ -19,7 +20,7 @@ def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
 
 
 def forward(
-    model: nn.Module,
+    model: Callable[[torch.Tensor], torch.Tensor],
     lr: torch.Tensor,
     *,
     scale: int,

@@ -49,6 +49,8 @@ class Load:
     split: SharedSplit
     border: int
     save_images_dir: Path | None = None
+    # The cell (harness.cells) the accuracy and timing passes run the model in; fp32 is the protocol's.
+    cell: str = "fp32"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import torch
 
+from harness.cells.backends import Forward, build_cell
 from harness.complexity import complexity_record
 from harness.data import write_png
 from harness.errors import HarnessError
@@ -124,6 +125,7 @@ class SubmissionWorker:
     def __init__(self) -> None:
         self.loaded: LoadedModel | None = None
         self.request: msg.Load | None = None
+        self.cell_forward: Forward | None = None
         self.device = torch.device("cpu")
         self.timer: Timer | None = None
         self.inputs: list[torch.Tensor] = []
@@ -162,6 +164,13 @@ class SubmissionWorker:
         self.loaded = load_resolved(
             request.submission, request.weights, trust_weights=request.trust_weights, device=self.device
         )
+        # Another cell is built (and tried) on image 0, so a model it cannot run fails here as a Failed
+        # reply, not mid-round; fp32 is the model itself, untouched, so its first call stays cold.
+        self.cell_forward = (
+            self.loaded.model
+            if request.cell == "fp32"
+            else build_cell(request.cell, self.loaded.model, self._input(0))
+        )
         found = torch_settings()
         changed = {key: value for key, value in found.items() if value != wanted[key]}
         apply_torch_settings(request.settings)  # the submission is timed under the protocol's settings
@@ -174,8 +183,9 @@ class SubmissionWorker:
         return self.loaded.model
 
     def _forward(self, lr: torch.Tensor) -> Callable[[], torch.Tensor]:
-        """The forward pass of the official script (tiled when the manifest says so), on ``lr``."""
-        model = self._model()
+        """The forward pass of the official script (tiled when the manifest says so), on ``lr``, in the cell."""
+        self._model()  # a clear error when nothing is loaded
+        model = self.cell_forward
         submission = self.request.submission  # type: ignore[union-attr]
 
         def call() -> torch.Tensor:

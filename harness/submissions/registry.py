@@ -28,6 +28,7 @@ BUNDLED_DIR = harness.BUNDLED_SUBMISSIONS_DIR
 # The submissions shipped with the harness, in the order `esr list` shows them.
 BUNDLED_NAMES: tuple[str, ...] = (
     "clb_imdn",
+    "clb_imdn_uncollapsed",
     "imdn_baseline",
     "rfdn_baseline",
     "imdn_pruned",
