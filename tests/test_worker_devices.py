@@ -49,6 +49,7 @@ def _worker_with(model: nn.Module, lr_images: list[np.ndarray]) -> SubmissionWor
     """A worker whose model and inputs are set directly: the parts of a Load that warm-up reads."""
     worker = SubmissionWorker()
     worker.loaded = SimpleNamespace(model=model)  # type: ignore[assignment]
+    worker.cell_forward = model  # the protocol's fp32 cell: the model itself
     submission = SimpleNamespace(scale=4, tile=None, tile_overlap=32, input_range=1.0)
     worker.request = SimpleNamespace(submission=submission, split=_Split(lr_images))  # type: ignore[assignment]
     worker.timer = PerfCounterTimer()
