@@ -92,7 +92,7 @@ def test_a_worker_on_a_cuda_lane_makes_its_gpu_current_before_building_the_model
     monkeypatch.setattr(worker_module, "make_timer", lambda device: PerfCounterTimer())
     monkeypatch.setattr(worker_module, "apply_torch_settings", lambda settings: None)
     request = SimpleNamespace(
-        submission=None, weights=None, trust_weights=False, device="cuda:1", settings=None
+        submission=None, weights=None, trust_weights=False, device="cuda:1", settings=None, cell="fp32"
     )
     SubmissionWorker().load(request)  # type: ignore[arg-type]
     assert calls == ["set_device cuda:1", "build on cuda:1"]
