@@ -23,6 +23,7 @@ from harness.leaderboard import Leaderboard, RunFile, annotate_published, build_
 from harness.metrics.fidelity import WINDOW_SIZE as SSIM_WINDOW
 from harness.protocols import Protocol, load_protocol
 from harness.runner import RunConfig, TimingSettings, evaluate_run, worker_threads
+from harness.runner.device_sharing import DEFAULT_WORKERS_PER_DEVICE
 from harness.runner.lanes import Executor, LocalExecutor
 from harness.submissions import resolve_submission
 from harness.submissions.manifest import ZOO_EDITIONS, zoo_edition, zoo_env_variable
@@ -155,6 +156,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="torch threads of each worker (default: every core on a GPU run, half of them on a CPU run)",
     )
     parser.add_argument(
+        "--workers-per-device",
+        type=_at_least_two,
+        default=DEFAULT_WORKERS_PER_DEVICE,
+        metavar="N",
+        help="workers alive at once on one device; a lane's submissions are timed in subgroups of N-1 "
+        f"beside the baseline (default: {DEFAULT_WORKERS_PER_DEVICE})",
+    )
+    parser.add_argument(
         "--cache-dir",
         type=Path,
         default=Path("results/runs/cache"),
@@ -164,6 +173,17 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_weights_source_options(parser)
     add_zoo_option(parser)
+
+
+def _at_least_two(text: str) -> int:
+    """``--workers-per-device``: a submission and its baseline must both fit."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2 (a submission and its baseline), not {value}")
+    return value
 
 
 def _chosen(value: Any, default: Any) -> Any:
@@ -229,6 +249,7 @@ def run_evaluation(
         threads=args.threads,
         seed=args.seed,
         log_dir=log_dir,
+        workers_per_device=getattr(args, "workers_per_device", DEFAULT_WORKERS_PER_DEVICE),
     )
     baseline = resolve_submission(protocol.baseline)
     executor = _executor(args, device)

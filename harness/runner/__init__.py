@@ -23,7 +23,7 @@ from harness.runner.coordinator import Coordinator, Entry
 from harness.runner.lanes import Executor, LocalExecutor
 from harness.runner.settings import RunConfig, TimingSettings, worker_threads
 from harness.submissions import Submission
-from harness.timing import fingerprint_id, nvml_snapshot
+from harness.timing import fingerprint_id
 
 if TYPE_CHECKING:
     from harness.data import Dataset
@@ -55,7 +55,6 @@ def evaluate_run(
     coordinator = Coordinator(
         dataset, config, entries, baseline.name if baseline is not None else None, executor, threads
     )
-    gpu_before = nvml_snapshot(config.device)
     results, retimed = coordinator.run()
     first = coordinator.fingerprints[0]
     return {
@@ -63,7 +62,8 @@ def evaluate_run(
         "protocol": config.protocol_name,
         "protocol_version": config.protocol_version,
         "device": {**first, "fingerprint_id": fingerprint_id(first)},
-        "device_state": {"before": gpu_before, "after": nvml_snapshot(config.device)},
+        # Lane 0's GPU before and after the performance pass; every lane's is in "lanes".
+        "device_state": coordinator.device_state.get(0, {"before": None, "after": None}),
         "lanes": [
             {
                 "lane": lane.index,
@@ -72,6 +72,7 @@ def evaluate_run(
                 "device": lane.device,
                 "fingerprint_id": fingerprint_id(fingerprint),
                 "fingerprint": fingerprint,
+                "device_state": coordinator.device_state.get(lane.index, {"before": None, "after": None}),
             }
             for lane, fingerprint in zip(coordinator.lanes, coordinator.fingerprints, strict=True)
         ],

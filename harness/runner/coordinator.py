@@ -37,6 +37,7 @@ from harness.metrics import METRIC_KEYS
 from harness.provenance import harness_identity
 from harness.runner import messages as msg
 from harness.runner.cache import PartialSlot, ResultCache, cache_key
+from harness.runner.device_sharing import DeviceGate, WorkerBudget, timing_subgroups
 from harness.runner.lanes import Executor, Lane, WorkerHandle
 from harness.runner.process import WorkerLost
 from harness.runner.settings import RunConfig
@@ -51,9 +52,10 @@ if TYPE_CHECKING:
 
 @dataclass(eq=False)
 class Timed:
-    """One submission's measurements on one lane: per round, the latency of every image."""
+    """One submission's measurements in one timing group of one lane: per round, each image's latency."""
 
     lane: Lane
+    group: int = 0  # which of the lane's timing subgroups (each beside the baseline)
     latencies: list[list[float]] = field(default_factory=list)
     warmup_passes: list[int] = field(default_factory=list)
 
@@ -73,7 +75,9 @@ class Entry:
     workers: dict[int, WorkerHandle] = field(default_factory=dict)  # by lane index
     loaded: msg.Loaded | None = None
     lane: Lane | None = None  # where it is timed
-    timed: dict[int, Timed] = field(default_factory=dict)  # by lane index (the baseline: every lane)
+    # By (lane index, timing subgroup); the baseline is timed in every subgroup of every lane.
+    timed: dict[tuple[int, int], Timed] = field(default_factory=dict)
+    timing_key: tuple[int, int] | None = None  # where its own figures were taken
     failure: str | None = None
 
     @property
@@ -197,6 +201,10 @@ class Coordinator:
         self.progress = _Progress(config.quiet)
         self._lock = threading.Lock()  # the entries' state, written by the lanes' threads
         self._start_seconds: list[float] = []  # how long starting a worker and loading took
+        self.gate = DeviceGate()  # the cold first call alone on its device
+        self.budget = WorkerBudget(config.workers_per_device)
+        # NVML clocks and temperature of each lane's GPU, before and after the performance pass.
+        self.device_state: dict[int, dict[str, Any]] = {}
 
     # -- identities and the cache ---------------------------------------------------------------
 
@@ -293,12 +301,20 @@ class Coordinator:
         request: msg.Request,
         doing: str,
         on_progress: Callable[[msg.ImageScored], Any] | None = None,
+        *,
+        alone: bool = False,
     ) -> msg.Reply | None:
-        """A request to the entry's worker on ``lane``; a failure marks the entry failed (None)."""
+        """A request to the entry's worker on ``lane``; a failure marks the entry failed (None).
+
+        The request shares the lane's device with the run's other work, or, ``alone``, waits until
+        no other request runs there and keeps new ones out (the cold first call).
+        """
         if not entry.ok:
             return None
+        on_device = self.gate.alone(lane.exclusive) if alone else self.gate.sharing(lane.exclusive)
         try:
-            reply = self._worker(entry, lane).request(request, on_progress=on_progress, doing=doing)
+            with self.budget.using(lane.exclusive, (entry, lane.index)), on_device:
+                reply = self._worker(entry, lane).request(request, on_progress=on_progress, doing=doing)
         except WorkerLost as lost:
             self._fail(entry, str(lost))
             return None
@@ -306,6 +322,16 @@ class Coordinator:
             self._fail(entry, reply.reason)
             return None
         return reply
+
+    def _load(self, entry: Entry, lane: Lane) -> None:
+        """Start and load the entry's worker on ``lane`` (sharing the device), unless it is there."""
+        if not entry.ok:
+            return
+        try:
+            with self.budget.using(lane.exclusive, (entry, lane.index)), self.gate.sharing(lane.exclusive):
+                self._worker(entry, lane)
+        except WorkerLost as lost:
+            self._fail(entry, str(lost))
 
     def _worker(self, entry: Entry, lane: Lane) -> WorkerHandle:
         """The entry's worker on ``lane``, started and loaded on first use."""
@@ -325,9 +351,11 @@ class Coordinator:
             save_images_dir=config.save_images_dir / entry.name if config.save_images_dir else None,
         )
         log = self.logs / f"{entry.name.replace(':', '_')}.lane{lane.index}.log"
+        self._make_room(lane)
         started = time.perf_counter()
         worker = self.executor.start(lane, entry.name, load, log, config.timing.timeout_seconds)
         entry.workers[lane.index] = worker
+        self.budget.started(lane.exclusive, (entry, lane.index))
         reply = worker.request(load, doing=f"loading on {lane.label}")
         with self._lock:
             self._start_seconds.append(time.perf_counter() - started)
@@ -337,12 +365,22 @@ class Coordinator:
         entry.loaded = entry.loaded or reply
         return worker
 
+    def _make_room(self, lane: Lane) -> None:
+        """Close the idle workers that one more would push over the device's budget (reloaded later
+        if still needed: a model load is cheap beside a device out of memory)."""
+        for entry, index in self.budget.to_close_before_start(lane.exclusive):
+            worker = entry.workers.pop(index, None)
+            if worker is not None:
+                worker.close()
+            self.budget.closed(lane.exclusive, (entry, index))
+
     def close(self) -> None:
         """Stop every worker and let go of the partial slots still held (kept for a later resume)."""
         self.progress.close()
         for entry in self.entries:
-            for worker in entry.workers.values():
+            for index, worker in entry.workers.items():
                 worker.close()
+                self.budget.closed(self.lanes[index].exclusive, (entry, index))
             entry.workers.clear()
             if entry.slot is not None:  # kept for a later resume when it holds work
                 entry.slot.release(remove=not entry.state.get("per_image"))
@@ -421,15 +459,23 @@ class Coordinator:
 
         cold = shard[0] == 0 and not state["resumed"]  # the official first call, on a fresh worker
         self.progress.show(entry, lane.label, "accuracy", len(state["per_image"]), total)
-        reply = self._ask(
-            entry, lane, msg.Accuracy(indices=shard, time_first_call=cold), "the accuracy pass", checkpoint
-        )
-        if isinstance(reply, msg.AccuracyDone):
-            with self._lock:
-                if reply.first_call_ms is not None:
-                    state["first_call_ms"] = reply.first_call_ms
-                if reply.max_memory_mb is not None:
-                    state["max_memory_mb"] = max(reply.max_memory_mb, state["max_memory_mb"] or 0.0)
+        requests = [msg.Accuracy(indices=shard, time_first_call=False)]
+        if cold:
+            # The worker is loaded while sharing the device; then the cold first call (image 0) has
+            # the device alone, and the rest of the shard shares it again.
+            self._load(entry, lane)
+            requests = [msg.Accuracy(indices=shard[:1], time_first_call=True)]
+            requests += [msg.Accuracy(indices=shard[1:], time_first_call=False)] if len(shard) > 1 else []
+        for request in requests:
+            reply = self._ask(
+                entry, lane, request, "the accuracy pass", checkpoint, alone=request.time_first_call
+            )
+            if isinstance(reply, msg.AccuracyDone):
+                with self._lock:
+                    if reply.first_call_ms is not None:
+                        state["first_call_ms"] = reply.first_call_ms
+                    if reply.max_memory_mb is not None:
+                        state["max_memory_mb"] = max(reply.max_memory_mb, state["max_memory_mb"] or 0.0)
 
     # -- performance pass -----------------------------------------------------------------------
 
@@ -448,7 +494,11 @@ class Coordinator:
         return dict(groups)
 
     def performance_pass(self) -> None:
-        """Each lane's group in interleaved rounds; lanes of distinct devices at the same time."""
+        """Each lane's group in interleaved rounds; lanes of distinct devices at the same time.
+
+        A lane's submissions are timed in subgroups small enough for the device's worker budget,
+        one subgroup after another, each beside the baseline (whose worker stays up throughout).
+        """
         groups = self._assign_lanes()
         # Workers no lane times any more (accuracy shards elsewhere) are closed first.
         for entry in self.entries:
@@ -460,22 +510,32 @@ class Coordinator:
 
         def time_lanes_of_one_device(lanes: list[Lane]) -> None:
             for lane in lanes:
-                self._time_lane(lane, groups[lane.index])
+                baseline = [entry for entry in groups[lane.index] if entry.name == self.baseline_name]
+                others = [entry for entry in groups[lane.index] if entry.name != self.baseline_name]
+                subgroups = timing_subgroups(others, self.budget.per_device) or [[]]
+                for number, subgroup in enumerate(subgroups):
+                    self._time_lane(lane, subgroup + baseline, number)
 
         self._on_lanes(time_lanes_of_one_device, list(by_device.values()))
 
-    def _time_lane(self, lane: Lane, group: list[Entry]) -> None:
+    def _time_lane(self, lane: Lane, group: list[Entry], number: int = 0) -> None:
+        """Subgroup ``number`` of ``lane``: interleaved rounds of its submissions and the baseline."""
         assert self.split is not None
         timing = self.config.timing
         images = len(self.split)
+        key = (lane.index, number)
         for entry in group:
-            entry.timed[lane.index] = Timed(lane)
+            entry.timed[key] = Timed(lane, number)
+            if entry.lane is lane and entry.timing_key is None:
+                entry.timing_key = key
             self._ask(entry, lane, msg.PrepareTiming(), f"the copy of the inputs to {lane.label}")
         by_name = {entry.name: entry for entry in group}
-        orders = round_orders([entry.name for entry in group], timing.rounds, self.seed + lane.index)
+        # Subgroup 0 keeps the seed a lane always had, so a run that fits one subgroup is unchanged.
+        seed = self.seed + lane.index + 1_000_003 * number
+        orders = round_orders([entry.name for entry in group], timing.rounds, seed)
         for round_index, order in enumerate(orders):
             retries_before = {entry.name: len(entry.retries) for entry in group}
-            log = self._time_round(lane, by_name, order, round_index, images)
+            log = self._time_round(key, by_name, order, round_index, images)
             restarted = [
                 entry for entry in group if entry.ok and len(entry.retries) != retries_before[entry.name]
             ]
@@ -485,9 +545,9 @@ class Coordinator:
                         entry, lane, msg.PrepareTiming(), f"the second copy of the inputs to {lane.label}"
                     )
                 for entry in group:
-                    timed = entry.timed[lane.index]
+                    timed = entry.timed[key]
                     del timed.latencies[round_index:], timed.warmup_passes[round_index:]
-                log = self._time_round(lane, by_name, order, round_index, images)
+                log = self._time_round(key, by_name, order, round_index, images)
                 log["repeated_after_restart"] = [entry.name for entry in restarted]
             self.round_log.append(log)
         # Last: its forward pass at the counting size must not disturb the warm state timed above.
@@ -504,9 +564,15 @@ class Coordinator:
                 entry.slot.save(entry.state)  # type: ignore[union-attr]
 
     def _time_round(
-        self, lane: Lane, by_name: dict[str, Entry], order: list[str], round_index: int, images: int
+        self,
+        key: tuple[int, int],
+        by_name: dict[str, Entry],
+        order: list[str],
+        round_index: int,
+        images: int,
     ) -> dict[str, Any]:
-        """One round on one lane: everyone warms up, then takes turns image by image."""
+        """One round of one lane's subgroup: everyone warms up, then takes turns image by image."""
+        lane = self.lanes[key[0]]
         timing = self.config.timing
         rounds = timing.rounds
         for name in order:
@@ -514,8 +580,8 @@ class Coordinator:
             warmup = msg.WarmUp(timing.warmup_seconds, timing.warmup_min_passes, timing.warmup_max_passes)
             reply = self._ask(entry, lane, warmup, f"the warm-up of timing round {round_index + 1}")
             if isinstance(reply, msg.WarmedUp):
-                entry.timed[lane.index].warmup_passes.append(reply.passes)
-                entry.timed[lane.index].latencies.append([])
+                entry.timed[key].warmup_passes.append(reply.passes)
+                entry.timed[key].latencies.append([])
         timed_ms = 0.0
         started = time.perf_counter()
         for index in range(images):
@@ -524,21 +590,22 @@ class Coordinator:
                 doing = f"timing round {round_index + 1} at image {index + 1}/{images}"
                 reply = self._ask(entry, lane, msg.TimeImage(index, timing.repeats), doing)
                 if isinstance(reply, msg.Timed):
-                    entry.timed[lane.index].latencies[-1].append(reply.milliseconds)
+                    entry.timed[key].latencies[-1].append(reply.milliseconds)
                     timed_ms += reply.milliseconds
                     done = round_index * images + index + 1
                     self.progress.show(
                         entry, lane.label, f"timing round {round_index + 1}/{rounds}", done, rounds * images
                     )
         wall_ms = (time.perf_counter() - started) * 1000.0
-        return {"lane": lane.label, "order": order, "wall_ms": wall_ms, "timed_ms": timed_ms}
+        log = {"lane": lane.label, "order": order, "wall_ms": wall_ms, "timed_ms": timed_ms}
+        return log if key[1] == 0 else {**log, "subgroup": key[1]}
 
     # -- records --------------------------------------------------------------------------------
 
     def record(self, entry: Entry) -> dict[str, Any]:
         if not entry.ok:
             return _failed_record(entry)
-        timed = entry.timed.get(entry.lane.index) if entry.lane is not None else None
+        timed = entry.timed.get(entry.timing_key) if entry.timing_key is not None else None
         if entry.complete is not None and timed is None:
             return {**entry.complete, "role": entry.role, "cached": True}
         assert timed is not None and entry.key is not None
@@ -604,7 +671,7 @@ class Coordinator:
         baseline = next((other for other in self.entries if other.name == self.baseline_name), None)
         if baseline is None or not baseline.ok:
             return None
-        beside = baseline.timed.get(timed.lane.index)
+        beside = baseline.timed.get((timed.lane.index, timed.group))
         if beside is None or len(beside.latencies) != len(timed.latencies):
             return None
         every = [latency for latencies in beside.latencies for latency in latencies]
@@ -639,6 +706,11 @@ class Coordinator:
         if errors:
             raise errors[0]
 
+    def _snapshot_devices(self, when: str) -> None:
+        """Each lane's GPU clocks and temperature (NVML), as its executor can see them."""
+        for lane in self.lanes:
+            self.device_state.setdefault(lane.index, {})[when] = self.executor.snapshot(lane)
+
     def run(self) -> tuple[list[dict[str, Any]], list[str]]:
         """The records in order, and the names of cached results that were timed again."""
         with contextlib.ExitStack() as stack:
@@ -650,5 +722,7 @@ class Coordinator:
                 return [self.record(entry) for entry in self.entries], []
             retimed = [entry.name for entry in self.entries if entry.ok and entry.complete is not None]
             self.accuracy_pass()
+            self._snapshot_devices("before")
             self.performance_pass()
+            self._snapshot_devices("after")  # while the timed workers still hold their devices
             return [self.record(entry) for entry in self.entries], retimed

@@ -22,7 +22,7 @@ import torch
 
 from harness.runner import messages as msg
 from harness.runner.process import WorkerProcess
-from harness.timing import device_fingerprint
+from harness.timing import device_fingerprint, nvml_snapshot
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,10 @@ class Executor(Protocol):
 
     def fingerprint(self, lane: Lane, threads: int) -> dict[str, Any]: ...
 
+    def snapshot(self, lane: Lane) -> dict[str, Any] | None:
+        """The lane's GPU clocks and temperature now (None where they cannot be read from here)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -93,6 +97,9 @@ class LocalExecutor:
     def fingerprint(self, lane: Lane, threads: int) -> dict[str, Any]:
         # The workers' thread count, not this process's, is what decides their runtimes.
         return {**device_fingerprint(lane.device), "num_threads": threads}
+
+    def snapshot(self, lane: Lane) -> dict[str, Any] | None:
+        return nvml_snapshot(lane.device)
 
     def close(self) -> None:
         """Nothing to release: each worker is closed by the coordinator."""

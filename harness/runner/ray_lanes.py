@@ -218,6 +218,11 @@ class RayExecutor:
     def fingerprint(self, lane: Lane, threads: int) -> dict[str, Any]:
         return self.fingerprints[lane.index]
 
+    def snapshot(self, lane: Lane) -> dict[str, Any] | None:
+        """None: NVML of another node cannot be read from here (its fingerprint holds the state
+        its actor saw when the lane was made)."""
+        return None
+
     def _shutdown(self) -> None:
         if self.started_here:
             _ray().shutdown()

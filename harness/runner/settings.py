@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from harness.runner.device_sharing import DEFAULT_WORKERS_PER_DEVICE
+
 
 @dataclass(frozen=True)
 class TimingSettings:
@@ -47,6 +49,7 @@ class RunConfig:
     quiet: bool = False
     threads: int | None = None
     seed: int | None = None
+    workers_per_device: int = DEFAULT_WORKERS_PER_DEVICE  # live workers on one device at once
 
 
 def worker_threads(requested: int | None, device: torch.device) -> int:
