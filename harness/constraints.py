@@ -268,7 +268,34 @@ def apply_constraints(run: dict[str, Any], protocol: Protocol) -> dict[str, Any]
     results = []
     for record in run.get("results", []):
         verdicts = check_constraints(record, baseline=baseline, protocol=protocol, dataset=dataset)
-        results.append(
-            {**record, "constraints": [item.as_dict() for item in verdicts], "valid": validity(verdicts)}
-        )
+        checked = {
+            **record,
+            "constraints": [item.as_dict() for item in verdicts],
+            "valid": validity(verdicts),
+        }
+        if record.get("cells"):
+            checked["cells"] = _cells_checked(record["cells"], baseline, protocol, dataset)
+        results.append(checked)
     return {**run, "results": results}
+
+
+def _cells_checked(
+    cells: dict[str, dict[str, Any]],
+    baseline: dict[str, Any] | None,
+    protocol: Protocol,
+    dataset: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Each cell with ``passes_threshold``: the protocol's PSNR threshold checked on the cell's PSNR
+    (against the same limit as the fp32 figure; None where the cell has no PSNR or there is none)."""
+    if protocol.constraints.psnr_limit_for(dataset) is None:
+        return cells
+    checked = {}
+    for name, cell in cells.items():
+        passes = None
+        if cell.get(f"psnr_{protocol.fidelity_channel}") is not None:
+            try:
+                passes = _psnr(cell, baseline, protocol, dataset).passed
+            except _CheckError:
+                passes = None  # no usable baseline for a proxy limit: said so by the fp32 check
+        checked[name] = {**cell, "passes_threshold": passes}
+    return checked

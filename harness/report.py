@@ -136,6 +136,55 @@ def run_summary(run: dict[str, Any]) -> str:
         )
     if run["timing"]["device"] == "cpu":
         lines.append("Runtimes were measured on the CPU (no GPU): compare them only with other CPU runs.")
+    cells = cells_summary(run)
+    return "\n".join(lines + ([cells] if cells else []))
+
+
+def cells_summary(run: dict[str, Any]) -> str | None:
+    """The deployment cells beside fp32 eager (None when the run measured fp32 alone): per
+    submission and cell, PSNR and its drop, the runtime ratio to the baseline in the same cell,
+    whether the PSNR threshold still holds; a cell that could not run gives its reason below."""
+    results = [record for record in run.get("results", []) if record.get("cells")]
+    if not results:
+        return None
+    notes = Footnotes()
+    rows = []
+    for record in results:
+        for cell, entry in record["cells"].items():
+            ratio = _fmt(entry.get("runtime_ratio"), 3)
+            bounds = entry.get("runtime_interval")
+            if bounds:
+                ratio += " " + format_interval((bounds[0], bounds[1]))
+            passes = entry.get("passes_threshold")
+            rows.append(
+                [
+                    record["submission"],
+                    cell,
+                    _fmt(entry.get("psnr_rgb"), 4),
+                    _fmt((entry.get("drop") or {}).get("psnr_rgb"), 4),
+                    _fmt((entry.get("drop") or {}).get("psnr_y"), 4),
+                    _fmt(entry.get("runtime_ms"), 2),
+                    ratio,
+                    MISSING if passes is None else ("yes" if passes else "no"),
+                    notes.mark(entry["reason"]) if entry.get("reason") else "",
+                ]
+            )
+    headers = [
+        "submission",
+        "cell",
+        "PSNR RGB",
+        "drop RGB dB",
+        "drop Y dB",
+        "time ms",
+        "x baseline in cell [95% CI]",
+        "PSNR ok",
+        "not run",
+    ]
+    lines = [
+        "Deployment cells (not ranked; drop = fp32 eager's PSNR minus the cell's, same images):",
+        _table(headers, rows, numeric=range(2, 7), keep=2),
+    ]
+    lines += notes.lines()
     return "\n".join(lines)
 
 

@@ -227,3 +227,30 @@ def test_outputs_missing_from_a_run_are_made_again_and_checked(
         in printed
     )
     assert "ran the submissions again" in page.read_text(encoding="utf-8")
+
+
+def test_deployment_cells_appear_as_a_matrix_of_psnr_drop_and_ratio(
+    synthetic_run: Path, tmp_path: Path
+) -> None:
+    status, page = make_report(synthetic_run, tmp_path / "plain.html")
+    assert status == 0 and 'id="cells"' not in page  # no cells measured: no section
+    results = synthetic_run / "results.json"
+    run = json.loads(results.read_text())
+    close = next(record for record in run["results"] if record["submission"] == "close")
+    bf16 = {"psnr_rgb": 30.0, "psnr_y": 31.0, "ssim_rgb": 0.9, "ssim_y": 0.9, "runtime_ms": 0.6}
+    bf16 |= {"drop": {"psnr_rgb": 0.0123, "psnr_y": 0.02, "ssim_rgb": 0.0, "ssim_y": 0.0}}
+    bf16 |= {
+        "runtime_ratio": 0.61,
+        "runtime_interval": [0.58, 0.64],
+        "passes_threshold": True,
+        "reason": None,
+    }
+    fp16 = dict.fromkeys(bf16) | {"reason": "needs a GPU (the run was on a CPU)"}
+    close["cells"] = {"bf16": bf16, "fp16": fp16}
+    results.write_text(json.dumps(run))
+    status, page = make_report(synthetic_run, tmp_path / "cells.html")
+    assert status == 0 and 'id="cells"' in page and 'href="#cells"' in page
+    table = page[page.index('id="cells"') : page.index('id="per-image"')]
+    assert "+0.0123" in table  # the protocol's channel (RGB for ntire2022) is the drop shown
+    assert "0.610 [0.580, 0.640]" in table
+    assert "needs a GPU (the run was on a CPU)" in table

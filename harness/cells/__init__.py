@@ -6,7 +6,17 @@ forward callable per cell, :mod:`harness.cells.record` holds the per-cell record
 fidelity drop against fp32.
 """
 
-from harness.cells.backends import CELL_NAMES, CellUnavailable, build_cell, parse_cells
-from harness.cells.record import CellRecord, cell_fidelity
+from harness.cells.backends import CELL_NAMES, GPU_ONLY_CELLS, CellUnavailable, build_cell, parse_cells
+from harness.cells.record import CellRecord, cell_fidelity, cell_record, unavailable
 
-__all__ = ["CELL_NAMES", "CellRecord", "CellUnavailable", "build_cell", "cell_fidelity", "parse_cells"]
+__all__ = [
+    "CELL_NAMES",
+    "GPU_ONLY_CELLS",
+    "CellRecord",
+    "CellUnavailable",
+    "build_cell",
+    "cell_fidelity",
+    "cell_record",
+    "parse_cells",
+    "unavailable",
+]

@@ -18,7 +18,7 @@ import torch
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 CELL_NAMES = ("fp32", "fp16", "bf16", "compile", "onnxruntime", "tensorrt")
-_GPU_ONLY = frozenset({"fp16", "tensorrt"})
+GPU_ONLY_CELLS = frozenset({"fp16", "tensorrt"})
 
 
 class CellUnavailable(Exception):
@@ -103,7 +103,7 @@ def build_cell(name: str, model: torch.nn.Module, example: torch.Tensor) -> Forw
     """
     if name not in CELL_NAMES:
         raise ValueError(f"unknown cell {name!r}")
-    if name in _GPU_ONLY and example.device.type != "cuda":
+    if name in GPU_ONLY_CELLS and example.device.type != "cuda":
         raise CellUnavailable("needs a GPU")
     model = model.eval()
     if name == "fp32":

@@ -6,38 +6,82 @@ baseline in the same cell; a cell that could not run has every figure None and a
 
 from __future__ import annotations
 
-from typing import TypedDict
+import math
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
 
 from harness.metrics.scoring import score_output
+from harness.timing.rounds import ratio_estimate
 
 
 class CellRecord(TypedDict):
-    """One entry of a record's ``cells``, keyed by cell name in the run document."""
+    """One entry of a record's ``cells``, keyed by cell name in the run document.
 
-    psnr: float | None
-    ssim: float | None
-    psnr_drop: float | None
-    ssim_drop: float | None
+    Fidelity keys are the record's (``psnr_rgb``, ``psnr_y``, ``ssim_rgb``, ``ssim_y``; None where
+    the split has no HR), and ``drop`` holds fp32 eager's value minus the cell's for each (positive:
+    the cell is worse). ``runtime_ms`` is the mean latency of the cell's timed rounds;
+    ``runtime_ratio`` and ``runtime_interval`` (95%) compare it with the baseline run in the same
+    cell, in the same rounds. ``passes_threshold`` is the protocol's PSNR threshold checked on the
+    cell's PSNR (filled by the constraints step). A cell that could not run has every figure None
+    and ``reason``.
+    """
+
+    psnr_rgb: float | None
+    psnr_y: float | None
+    ssim_rgb: float | None
+    ssim_y: float | None
+    drop: dict[str, float | None]
     runtime_ms: float | None
     runtime_ratio: float | None
+    runtime_interval: list[float] | None
     passes_threshold: bool | None
     reason: str | None
+
+
+_FIDELITY_KEYS = ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y")
 
 
 def unavailable(why: str) -> CellRecord:
     """The record of a cell that could not run this model."""
     return CellRecord(
-        psnr=None,
-        ssim=None,
-        psnr_drop=None,
-        ssim_drop=None,
+        **dict.fromkeys(_FIDELITY_KEYS),  # type: ignore[typeddict-item]
+        drop=dict.fromkeys(_FIDELITY_KEYS),
         runtime_ms=None,
         runtime_ratio=None,
+        runtime_interval=None,
         passes_threshold=None,
         reason=why,
+    )
+
+
+def _difference(reference: float | None, value: float | None) -> float | None:
+    if reference is None or value is None:
+        return None
+    if math.isinf(reference) and math.isinf(value):
+        return 0.0  # identical images in both: no drop
+    return reference - value
+
+
+def cell_record(in_cell: dict[str, Any], fp32: dict[str, Any]) -> CellRecord:
+    """A submission's cell entry from its record in the cell's run and its fp32 eager record."""
+    if in_cell.get("status") != "ok":
+        return unavailable(in_cell.get("error") or "failed")
+    pairing = in_cell.get("pairing")
+    ratio, bounds = None, None
+    if pairing and pairing.get("round_ratios"):
+        estimate = ratio_estimate(pairing["round_ratios"], limit=1.0)
+        ratio = estimate.value
+        bounds = list(estimate.interval) if estimate.interval is not None else None
+    return CellRecord(
+        **{key: in_cell.get(key) for key in _FIDELITY_KEYS},  # type: ignore[typeddict-item]
+        drop={key: _difference(fp32.get(key), in_cell.get(key)) for key in _FIDELITY_KEYS},
+        runtime_ms=(in_cell.get("runtime_ms") or {}).get("mean"),
+        runtime_ratio=ratio,
+        runtime_interval=bounds,
+        passes_threshold=None,
+        reason=None,
     )
 
 

@@ -16,6 +16,7 @@ import torch
 import harness
 from harness.atomic import write_json_atomic
 from harness.catalog import resolve_many
+from harness.cells import CELL_NAMES, parse_cells
 from harness.constraints import apply_constraints
 from harness.data import open_dataset
 from harness.errors import HarnessError
@@ -156,6 +157,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="torch threads of each worker (default: every core on a GPU run, half of them on a CPU run)",
     )
     parser.add_argument(
+        "--cells",
+        default="fp32",
+        metavar="LIST",
+        help="deployment cells measured beside the protocol's fp32 eager figure, never ranked: any of "
+        + ",".join(CELL_NAMES)
+        + " (default: fp32); e.g. --cells fp32,bf16,compile,onnxruntime",
+    )
+    parser.add_argument(
         "--workers-per-device",
         type=_at_least_two,
         default=DEFAULT_WORKERS_PER_DEVICE,
@@ -173,6 +182,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_weights_source_options(parser)
     add_zoo_option(parser)
+
+
+def _cells(text: str) -> tuple[str, ...]:
+    """``--cells``: fp32 eager always first (every other cell's drop is measured against it)."""
+    try:
+        cells = parse_cells(text)
+    except ValueError as error:
+        raise HarnessError(str(error)) from None
+    return ("fp32", *(cell for cell in cells if cell != "fp32"))
 
 
 def _at_least_two(text: str) -> int:
@@ -250,6 +268,7 @@ def run_evaluation(
         seed=args.seed,
         log_dir=log_dir,
         workers_per_device=getattr(args, "workers_per_device", DEFAULT_WORKERS_PER_DEVICE),
+        cells=_cells(getattr(args, "cells", "fp32")),
     )
     baseline = resolve_submission(protocol.baseline)
     executor = _executor(args, device)

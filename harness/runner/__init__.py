@@ -16,9 +16,11 @@ on and are still ranked.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.cells import GPU_ONLY_CELLS, cell_record, unavailable
 from harness.runner.coordinator import Coordinator, Entry
 from harness.runner.lanes import Executor, LocalExecutor
 from harness.runner.settings import RunConfig, TimingSettings, worker_threads
@@ -56,6 +58,9 @@ def evaluate_run(
         dataset, config, entries, baseline.name if baseline is not None else None, executor, threads
     )
     results, retimed = coordinator.run()
+    cells = _run_cells(submissions, dataset, config, baseline, executor, threads)
+    if cells:
+        results = [_with_cells(record, cells) for record in results]
     first = coordinator.fingerprints[0]
     return {
         "harness": coordinator.harness,
@@ -90,5 +95,51 @@ def evaluate_run(
         "baseline": baseline.name if baseline is not None else None,
         "timing_session": coordinator.session,
         "retimed": retimed,
+        "cells": list(config.cells),
         "results": results,
+    }
+
+
+def _run_cells(
+    submissions: Sequence[Submission],
+    dataset: Dataset,
+    config: RunConfig,
+    baseline: Submission | None,
+    executor: Executor,
+    threads: int,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each cell other than fp32 eager as a run of its own: {cell: {submission: its record there}}.
+
+    A cell's run has the same lanes, rounds and statistics as the protocol's, with the baseline in
+    the same cell, so its runtime ratio compares like with like. A cell that needs a GPU is not run
+    on a CPU: its records say so.
+    """
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    on_cpu = all(not lane.device.startswith("cuda") for lane in executor.lanes)
+    for cell in config.cells:
+        if cell == "fp32":
+            continue
+        if on_cpu and cell in GPU_ONLY_CELLS:
+            names = [sub.name for sub in submissions] + ([baseline.name] if baseline else [])
+            found[cell] = {name: {"status": "failed", "error": "needs a GPU"} for name in names}
+            continue
+        cell_config = dataclasses.replace(config, save_images_dir=None)
+        entries = [Entry(sub, "submission", config.weights, cell=cell) for sub in submissions]
+        if baseline is not None and baseline.name not in {sub.name for sub in submissions}:
+            entries.append(Entry(baseline, "baseline", None, cell=cell))
+        name = baseline.name if baseline is not None else None
+        records, _ = Coordinator(dataset, cell_config, entries, name, executor, threads).run()
+        found[cell] = {record["submission"]: record for record in records}
+    return found
+
+
+def _with_cells(record: dict[str, Any], cells: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """``record`` with its ``cells``: fidelity and its drop from this record, runtime ratio, reason."""
+    name = record["submission"]
+    return {
+        **record,
+        "cells": {
+            cell: cell_record(by_name[name], record) if name in by_name else unavailable("not run")
+            for cell, by_name in cells.items()
+        },
     }

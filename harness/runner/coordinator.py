@@ -79,6 +79,7 @@ class Entry:
     timed: dict[tuple[int, int], Timed] = field(default_factory=dict)
     timing_key: tuple[int, int] | None = None  # where its own figures were taken
     failure: str | None = None
+    cell: str = "fp32"  # how the model runs (harness.cells); fp32 eager is the protocol's
 
     @property
     def name(self) -> str:
@@ -225,6 +226,8 @@ class Coordinator:
             },
             "threads": self.threads,
             "harness": self.harness,
+            # Only another cell adds a key, so fp32 results cached before cells existed still count.
+            **({"cell": entry.cell} if entry.cell != "fp32" else {}),
         }
 
     def verify_weights(self) -> None:
@@ -349,8 +352,10 @@ class Coordinator:
             split=self.split,
             border=config.border,
             save_images_dir=config.save_images_dir / entry.name if config.save_images_dir else None,
+            cell=entry.cell,
         )
-        log = self.logs / f"{entry.name.replace(':', '_')}.lane{lane.index}.log"
+        in_cell = "" if entry.cell == "fp32" else f".{entry.cell}"
+        log = self.logs / f"{entry.name.replace(':', '_')}{in_cell}.lane{lane.index}.log"
         self._make_room(lane)
         started = time.perf_counter()
         worker = self.executor.start(lane, entry.name, load, log, config.timing.timeout_seconds)

@@ -50,6 +50,8 @@ class RunConfig:
     threads: int | None = None
     seed: int | None = None
     workers_per_device: int = DEFAULT_WORKERS_PER_DEVICE  # live workers on one device at once
+    # Deployment cells (harness.cells) measured beside the protocol's fp32 eager figure, never ranked.
+    cells: tuple[str, ...] = ("fp32",)
 
 
 def worker_threads(requested: int | None, device: torch.device) -> int:

@@ -29,7 +29,7 @@ from harness.provenance import describe_identity, harness_identity
 from harness.webreport.comparisons import BICUBIC, ComparisonRow, Shown, build_comparisons, choose_images
 from harness.webreport.crops import MIN_SIDE, Crop, parse_crop
 from harness.webreport.outputs import OutputSource
-from harness.webreport.tables import constraints_table, leaderboard_table, per_image_table
+from harness.webreport.tables import cells_table, constraints_table, leaderboard_table, per_image_table
 
 __all__ = ["Report", "ReportSettings", "build_report", "parse_crop"]
 
@@ -255,6 +255,7 @@ def build_report(runs: Sequence[RunFile], board: Leaderboard, settings: ReportSe
         "plot": plot,
         "plot_missing": plot_missing,
         "constraints": constraints_table(runs),
+        "cells": cells_table(runs, channel),
         "per_image": per_image_table(names, metrics, channel) if metrics else None,
         "per_image_lede": f"As the runs recorded them, on {channel.upper()} with the protocol's border of "
         f"{protocol.border} pixels; the best of each row is highlighted.",

@@ -17,7 +17,7 @@ from harness.leaderboard import Leaderboard, RunFile
 from harness.leaderboard.render import shown_columns
 from harness.verdicts import VALIDITY_LABELS, format_interval, interval, record_validity, verdict
 
-__all__ = ["Cell", "Table", "constraints_table", "leaderboard_table", "per_image_table"]
+__all__ = ["Cell", "Table", "cells_table", "constraints_table", "leaderboard_table", "per_image_table"]
 
 CONSTRAINT_ORDER = ("complete", "params", "runtime", "psnr")
 
@@ -151,3 +151,37 @@ def constraints_table(runs: Sequence[RunFile]) -> Table:
             rows.append(("", tuple(cells)))
     headers = ("Submission", "Data", *CONSTRAINT_ORDER, "Valid")
     return Table(headers, tuple(rows), footnotes=tuple(footnotes.items()))
+
+
+def cells_table(runs: Sequence[RunFile], channel: str) -> Table | None:
+    """The deployment-cell matrix: one row per measured submission, per cell its PSNR drop against
+    fp32 eager and its runtime ratio to the baseline in the same cell (None: no run measured cells)."""
+    records = [record for run in runs for record in run.results if record.get("cells")]
+    if not records:
+        return None
+    names = list(dict.fromkeys(cell for record in records for cell in record["cells"]))
+    footnotes = Footnotes()
+    rows = []
+    for record in records:
+        cells = [Cell(str(record["submission"]))]
+        for name in names:
+            entry = record["cells"].get(name)
+            if entry is None:
+                cells += [Cell("-"), Cell("-")]
+                continue
+            if entry.get("reason"):
+                mark = footnotes.mark(entry["reason"])
+                cells += [Cell(f"not run {mark}", None, "fail"), Cell("-")]
+                continue
+            drop = _number((entry.get("drop") or {}).get(f"psnr_{channel}"))
+            ratio = _number(entry.get("runtime_ratio"))
+            bounds = entry.get("runtime_interval")
+            ratio_text = "-" if ratio is None else f"{ratio:.3f}"
+            if ratio is not None and bounds:
+                ratio_text += f" [{bounds[0]:.3f}, {bounds[1]:.3f}]"
+            css = "" if entry.get("passes_threshold") is None else _valid_css(entry["passes_threshold"])
+            cells += [Cell("-" if drop is None else f"{drop:+.4f}", drop, css), Cell(ratio_text, ratio)]
+        rows.append(("", tuple(cells)))
+    headers = ("Submission", *(f"{name} {what}" for name in names for what in ("PSNR drop dB", "x baseline")))
+    numeric = (False, *(True for _ in names for _ in range(2)))
+    return Table(headers, tuple(rows), footnotes=tuple(footnotes.items()), numeric=numeric)
