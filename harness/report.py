@@ -140,6 +140,11 @@ def run_summary(run: dict[str, Any]) -> str:
     return "\n".join(lines + ([cells] if cells else []))
 
 
+def _drop(value: float | None) -> str:
+    """A PSNR drop to 4 decimals; float noise around zero (-1e-15) prints as 0.0000, not -0.0000."""
+    return _fmt(None if value is None else (0.0 if abs(value) < 5e-5 else value), 4)
+
+
 def cells_summary(run: dict[str, Any]) -> str | None:
     """The deployment cells beside fp32 eager (None when the run measured fp32 alone): per
     submission and cell, PSNR and its drop, the runtime ratio to the baseline in the same cell,
@@ -161,8 +166,8 @@ def cells_summary(run: dict[str, Any]) -> str | None:
                     record["submission"],
                     cell,
                     _fmt(entry.get("psnr_rgb"), 4),
-                    _fmt((entry.get("drop") or {}).get("psnr_rgb"), 4),
-                    _fmt((entry.get("drop") or {}).get("psnr_y"), 4),
+                    _drop((entry.get("drop") or {}).get("psnr_rgb")),
+                    _drop((entry.get("drop") or {}).get("psnr_y")),
                     _fmt(entry.get("runtime_ms"), 2),
                     ratio,
                     MISSING if passes is None else ("yes" if passes else "no"),
