@@ -19,13 +19,13 @@ HARNESS = Path(__file__).resolve().parents[1] / "harness"
 # Lowest first. A part may import parts of its own layer or of any layer before it.
 LAYERS: list[set[str]] = [
     {"errors", "atomic", "yaml_schema", "imresize", "footnotes", "texttable"},
-    {"provenance", "protocols", "data", "metrics", "timing", "complexity", "models"},
+    {"provenance", "protocols", "data", "metrics", "timing", "complexity", "models", "cells"},
     {"submissions"},
     {"zoo"},
     {"runner", "constraints", "verdicts"},
     {"catalog"},
     {"leaderboard", "training"},
-    {"report", "webreport", "package"},
+    {"terminal_summary", "webreport", "package"},
     {"commands", "cli"},
 ]
 RANK = {part: index for index, layer in enumerate(LAYERS) for part in layer}
