@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.cells import cell_record, unavailable
-from harness.report import cells_summary
 from harness.runner import evaluate_run
+from harness.terminal_summary import cells_summary
 from tests.test_workers import _config, _pairs, _write_submission
 
 # A tiny x4 model whose forward uses an FFT: eager and bf16-free cells run it, ONNX cannot export it.

@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"runner", "constraints", "verdicts"},
     {"catalog"},
     {"leaderboard", "training"},
-    {"report", "webreport", "package"},
+    {"terminal_summary", "webreport", "package"},
     {"commands", "cli"},
 ]
 RANK = {part: index for index, layer in enumerate(LAYERS) for part in layer}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -53,3 +54,16 @@ def test_a_checkout_reads_the_repository_folders() -> None:
     assert (ROOT / "submissions").resolve() == harness.BUNDLED_SUBMISSIONS_DIR
     assert (ROOT / "results" / "published").resolve() == harness.PUBLISHED_DIR
     assert harness.CHECKOUT == ROOT
+
+
+def test_the_help_and_the_package_description_name_every_edition_not_only_2022() -> None:
+    """`esr --help` lists every protocol file; pyproject's description spans the first to the last year."""
+    from harness.commands import build_parser
+
+    stems = sorted(path.stem for path in (ROOT / "harness" / "protocols").glob("*.yaml"))
+    assert len(stems) > 1
+    help_text = " ".join(build_parser().format_help().split())
+    assert all(stem in help_text for stem in stems), help_text
+    description = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["description"]
+    years = sorted(stem.removeprefix("ntire") for stem in stems)
+    assert f"{years[0]}-{years[-1]}" in description, description

@@ -13,6 +13,7 @@ import sys
 from types import ModuleType
 
 from harness.errors import HarnessError
+from harness.protocols import list_protocols
 
 # Module names, in the order `esr --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -39,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per command module."""
     parser = argparse.ArgumentParser(
         prog="esr",
-        description="Benchmark harness for efficient x4 super-resolution (NTIRE 2022 protocol).",
+        description=(
+            "Benchmark harness for efficient x4 super-resolution, under the protocols of the NTIRE\n"
+            f"Efficient SR challenges: {', '.join(list_protocols())} (--protocol; default ntire2022)."
+        ),
         epilog="Example: esr evaluate clb_imdn imdn_baseline --data samples",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

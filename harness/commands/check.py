@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness.commands._common import add_run_options, run_evaluation
-from harness.report import constraint_report
+from harness.terminal_summary import constraint_table
 
 NAME = "check"
 HELP = (
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     args.submissions = [args.submission]
     document = run_evaluation(args)
     record = next(r for r in document["results"] if r.get("role") == "submission")
-    print(constraint_report(record))  # a failure's reason is in it once, under the table
+    print(constraint_table(record))  # a failure's reason is in it once, under the table
     if record.get("valid") is None and record["status"] == "ok":
         return 3  # inconclusive: no constraint failed, but a runtime interval straddles its limit
     return 0 if record.get("valid") else 1

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from harness.commands._common import add_run_options, default_run_dir, run_evaluation, write_run
-from harness.report import run_summary
+from harness.terminal_summary import results_table
 
 NAME = "evaluate"
 HELP = "evaluate submissions on a dataset (PSNR/SSIM, runtime, memory, complexity, constraints)"
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     images = out_dir / "images" if args.save_images else None
     document = run_evaluation(args, save_images_dir=images, log_dir=out_dir / "logs")
     results_path = write_run(document, out_dir, args.json)
-    print(run_summary(document))
+    print(results_table(document))
     print(f"results: {results_path}")
     failed = [record for record in document["results"] if record["status"] != "ok"]
     return 1 if failed else 0

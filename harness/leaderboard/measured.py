@@ -13,7 +13,7 @@ from harness.leaderboard.table import PlotPanel
 from harness.protocols import Protocol
 from harness.verdicts import Verdict, interval, overall, record_validity, runtime_constraint
 
-__all__ = ["MeasuredEntry", "describe_measured", "measured_entries", "reference_panel", "run_summary"]
+__all__ = ["MeasuredEntry", "describe_measured", "measured_entries", "reference_panel", "measurement_note"]
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def measured_entries(runs: Sequence[RunFile], protocol: Protocol) -> list[Measur
     return entries
 
 
-def run_summary(run: RunFile, protocol: Protocol) -> str:
+def measurement_note(run: RunFile, protocol: Protocol) -> str:
     """What a run measured, where, and what its runtime ratios divide by."""
     return (
         f"{dataset_label(run.dataset)} on {run.device_name} (device {run.fingerprint_id}), "
@@ -168,7 +168,7 @@ def describe_measured(
     if not runs:
         return [], None
     run = runs[0]
-    notes = [f"measured: {run_summary(run, protocol)}"]
+    notes = [f"measured: {measurement_note(run, protocol)}"]
     for each in runs:
         notes += _lane_notes(each, protocol)
     verdicts = [entry.verdict("psnr") for entry in entries]

@@ -18,8 +18,8 @@ from harness.leaderboard.measured import (
     MeasuredEntry,
     describe_measured,
     measured_entries,
+    measurement_note,
     reference_panel,
-    run_summary,
 )
 from harness.leaderboard.published import OfficialTable
 from harness.leaderboard.runs import RunFile
@@ -159,7 +159,7 @@ def build_table2(
     rows = _measured_rows(val, test)
     notes, measured_panel = describe_measured(val_runs, val, protocol)
     if test_runs:
-        notes.append(f"test times and PSNR: {run_summary(test_runs[0], protocol)}")
+        notes.append(f"test times and PSNR: {measurement_note(test_runs[0], protocol)}")
     published_panel = None
     if seed is not None:
         rows += _published_rows(seed, official, protocol)

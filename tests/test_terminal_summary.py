@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.footnotes import Footnotes
-from harness.report import constraint_report, run_summary
+from harness.terminal_summary import constraint_table, results_table
 from harness.verdicts import format_interval, interval, overall, record_validity, verdict
 
 LONG_ERROR = "RuntimeError: " + "the submission's forward pass raised deep inside its attention block; " * 5
@@ -68,13 +68,13 @@ INCONCLUSIVE_RUNTIME = constraint(
 )
 
 
-def test_run_summary_fits_120_columns_and_prints_a_failure_once_under_the_table() -> None:
+def test_results_table_fits_120_columns_and_prints_a_failure_once_under_the_table() -> None:
     new_style = record(
         "ntire2022:ByteESR",
         valid=None,
         constraints=[constraint("params", 433448, True), INCONCLUSIVE_RUNTIME],
     )
-    text = run_summary(
+    text = results_table(
         run_document([record("clb_imdn"), new_style, record("broken", status="failed", valid=False)])
     )
     lines = text.splitlines()
@@ -90,22 +90,22 @@ def test_run_summary_fits_120_columns_and_prints_a_failure_once_under_the_table(
     assert clb.endswith("yes") and "0.830" in clb and "[" not in clb  # an old record: no interval
 
 
-def test_run_summary_of_an_old_cpu_run_drops_the_columns_it_has_no_values_for() -> None:
+def test_results_table_of_an_old_cpu_run_drops_the_columns_it_has_no_values_for() -> None:
     old = record("clb_imdn", max_memory_mb=None, cached=True)
     document = run_document([old]) | {"timing": {"device": "cpu"}}
-    text = run_summary(document)
+    text = results_table(document)
     header = text.splitlines()[1]
     assert "mem MB" not in header and "CI" not in header and header.split()[-1] == "valid"
     assert "Reused from the cache (timed together by an earlier command): clb_imdn." in text
 
 
-def test_constraint_report_shows_three_verdicts_the_interval_and_footnotes() -> None:
+def test_constraint_table_shows_three_verdicts_the_interval_and_footnotes() -> None:
     item = record(
         "clb_imdn",
         valid=None,
         constraints=[constraint("params", 790496, True), INCONCLUSIVE_RUNTIME],
     )
-    text = constraint_report(item)
+    text = constraint_table(item)
     lines = text.splitlines()
     assert lines[0].startswith("clb_imdn: INCONCLUSIVE")
     runtime = next(line for line in lines if line.startswith("runtime"))
@@ -115,13 +115,13 @@ def test_constraint_report_shows_three_verdicts_the_interval_and_footnotes() -> 
     assert max(len(line) for line in lines[:-1]) <= 120
 
 
-def test_constraint_report_of_an_old_record_derives_the_verdict_from_passed() -> None:
+def test_constraint_table_of_an_old_record_derives_the_verdict_from_passed() -> None:
     failed = record("broken", status="failed", valid=False)
     failed["constraints"] = [
         constraint("complete", 0, False, note=f"status failed: {LONG_ERROR}"),
         constraint("params", 1, True),
     ]
-    text = constraint_report(failed)
+    text = constraint_table(failed)
     assert text.splitlines()[0] == "broken: NOT VALID"
     assert "FAIL" in text and "PASS" in text and "CI" not in text
     assert text.count(LONG_ERROR) == 1
@@ -152,7 +152,7 @@ def test_footnotes_number_long_texts_once() -> None:
 
 def test_the_footer_names_the_ratio_the_column_holds() -> None:
     paired = record("clb_imdn", pairing={"baseline": "imdn_baseline", "lane": 0, "round_ratios": [0.9, 0.8]})
-    new = run_summary(run_document([paired]))
+    new = results_table(run_document([paired]))
     assert "x baseline: paired runtime ratio to imdn_baseline, timed side by side in this run" in new
-    old = run_summary(run_document([record("clb_imdn")]))  # written before paired timing
+    old = results_table(run_document([record("clb_imdn")]))  # written before paired timing
     assert "x baseline: runtime / imdn_baseline's, measured in this run on this device." in old

@@ -64,7 +64,7 @@ def _table(headers: list[str], rows: list[list[str]], *, numeric: range, keep: i
     )
 
 
-def run_summary(run: dict[str, Any]) -> str:
+def results_table(run: dict[str, Any]) -> str:
     """One row per submission: fidelity, runtime (and ratio to the baseline of the same run), size."""
     rows = []
     for record in run.get("results", []):
@@ -193,7 +193,7 @@ def cells_summary(run: dict[str, Any]) -> str | None:
     return "\n".join(lines)
 
 
-def constraint_report(record: dict[str, Any]) -> str:
+def constraint_table(record: dict[str, Any]) -> str:
     """Each constraint of one record with value, limit, three-valued verdict and, for the runtime, its interval."""
     footnotes = Footnotes()
     rows = [
