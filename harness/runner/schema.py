@@ -187,6 +187,7 @@ class RoundLogEntry(TypedDict):
     wall_ms: float  # wall time of the round's timed part
     timed_ms: float  # sum of the latencies it measured
     repeated_after_restart: NotRequired[list[str]]  # workers restarted mid-round; present when one was
+    subgroup: NotRequired[int]  # the lane's timing subgroup (device sharing); present when not the first
 
 
 class TimingRecord(TypedDict):
