@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness.protocols import Protocol
+from harness.runner.schema import judged_record, with_cells
 from harness.timing.rounds import Verdict, ratio_estimate
 
 __all__ = [
@@ -98,8 +99,6 @@ def _usable_baseline(baseline: dict[str, Any] | None, protocol: Protocol) -> dic
 def _complete(result: dict[str, Any], dataset: dict[str, Any]) -> ConstraintResult:
     expected = dataset.get("expected_images", dataset.get("num_images"))
     evaluated = result.get("num_images")
-    if evaluated is None and isinstance(result.get("per_image"), list):
-        evaluated = len(result["per_image"])
     status = result.get("status")
     note = f"status {status}: {result.get('error')}" if status != "ok" else ""
     passed = status == "ok" and isinstance(expected, int) and evaluated == expected
@@ -159,8 +158,8 @@ def _runtime_ratio(
 
 
 def _pairing(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any] | None:
-    """How a result was timed against the baseline, when the run recorded it (runs since the
-    interleaved rounds): the baseline's mean on that device and the paired per-round ratios."""
+    """How a result was timed against the baseline, when a baseline was timed beside it: the
+    baseline's mean on that device and the paired per-round ratios."""
     pairing = result.get("pairing")
     lane, baseline_lane = ((record.get("timed_on") or {}).get("lane") for record in (result, baseline))
     if not isinstance(pairing, dict) and lane != baseline_lane:
@@ -268,13 +267,9 @@ def apply_constraints(run: dict[str, Any], protocol: Protocol) -> dict[str, Any]
     results = []
     for record in run.get("results", []):
         verdicts = check_constraints(record, baseline=baseline, protocol=protocol, dataset=dataset)
-        checked = {
-            **record,
-            "constraints": [item.as_dict() for item in verdicts],
-            "valid": validity(verdicts),
-        }
+        checked = judged_record(record, [item.as_dict() for item in verdicts], validity(verdicts))
         if record.get("cells"):
-            checked["cells"] = _cells_checked(record["cells"], baseline, protocol, dataset)
+            checked = with_cells(checked, _cells_checked(record["cells"], baseline, protocol, dataset))
         results.append(checked)
     return {**run, "results": results}
 

@@ -1,11 +1,12 @@
-"""Reading the verdicts a run document carries, whichever version of the harness wrote it.
+"""Reading the verdicts a run document carries.
 
-A constraint record always has ``passed``; newer runs add ``verdict`` (``pass``, ``fail`` or
-``inconclusive``: the interval of a measured ratio straddles the limit) and, on the runtime
-constraint, ``interval``: the 95% confidence interval of the ratio to the baseline. A record's
-``valid`` is true, false, or null when nothing failed but something is not decided yet. Every
-display (terminal tables, leaderboards, the HTML report, the plot's error bars) reads them through
-this module, so that an old run shows as it always did and an inconclusive one is never shown as valid.
+A constraint record has ``verdict`` (``pass``, ``fail`` or ``inconclusive``: the interval of a
+measured ratio straddles the limit) and ``interval``: on the runtime constraint, the 95% confidence
+interval of the ratio to the baseline. A record's ``valid`` is true, false, or null when nothing
+failed but something is not decided yet. Every display (terminal tables, leaderboards, the HTML
+report, the plot's error bars) reads them through this module, so that an inconclusive result is
+never shown as valid. Documents of older schema versions are migrated when read
+(:func:`harness.runner.schema.upgrade`), so this module reads the current version only.
 """
 
 from __future__ import annotations
@@ -26,18 +27,14 @@ __all__ = [
 ]
 
 Verdict = Literal["pass", "fail", "inconclusive"]
-_VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "inconclusive")
 
 #: How a record's validity reads in a table's "valid" column.
 VALIDITY_LABELS: dict[Verdict, str] = {"pass": "yes", "fail": "no", "inconclusive": "inconclusive"}
 
 
 def verdict(item: Mapping[str, Any]) -> Verdict:
-    """A constraint record's verdict: its ``verdict`` when it has one, else derived from ``passed``."""
-    value = item.get("verdict")
-    if value in _VERDICTS:
-        return value
-    return "pass" if item.get("passed") else "fail"
+    """A constraint record's verdict."""
+    return item["verdict"]
 
 
 def overall(items: Iterable[Mapping[str, Any]]) -> Verdict | None:

@@ -12,7 +12,7 @@ LONG_ERROR = "RuntimeError: " + "the submission's forward pass raised deep insid
 
 
 def constraint(name: str, value: float | None, passed: bool, **extra: Any) -> dict[str, Any]:
-    """A constraint record as the run document stores it (old schema unless ``extra`` adds to it)."""
+    """A constraint record as the run document stores it (no interval unless ``extra`` gives one)."""
     return {
         "name": name,
         "value": value,
@@ -22,6 +22,8 @@ def constraint(name: str, value: float | None, passed: bool, **extra: Any) -> di
         "kind": "relative",
         "unit": "x baseline",
         "note": "",
+        "verdict": "pass" if passed else "fail",
+        "interval": None,
         **extra,
     }
 
@@ -87,7 +89,7 @@ def test_results_table_fits_120_columns_and_prints_a_failure_once_under_the_tabl
     assert next(line for line in lines if line.startswith("broken")).endswith("failed")
     assert "x baseline [95% CI]" in lines[1]
     clb = next(line for line in lines if line.startswith("clb_imdn"))
-    assert clb.endswith("yes") and "0.830" in clb and "[" not in clb  # an old record: no interval
+    assert clb.endswith("yes") and "0.830" in clb and "[" not in clb  # no interval recorded
 
 
 def test_results_table_of_an_old_cpu_run_drops_the_columns_it_has_no_values_for() -> None:
@@ -127,14 +129,15 @@ def test_constraint_table_of_an_old_record_derives_the_verdict_from_passed() -> 
     assert text.count(LONG_ERROR) == 1
 
 
-def test_verdicts_read_old_and_new_records() -> None:
-    assert verdict({"passed": True}) == "pass" and verdict({"passed": False}) == "fail"
+def test_verdicts_read_records() -> None:
+    # Records of schema version 1 (only `passed`) get their verdict when read: tests/test_schema.py.
+    assert verdict({"passed": True, "verdict": "pass"}) == "pass"
     assert verdict({"passed": False, "verdict": "inconclusive"}) == "inconclusive"
-    assert overall([{"passed": True}, {"verdict": "inconclusive"}]) == "inconclusive"
+    assert overall([{"verdict": "pass"}, {"verdict": "inconclusive"}]) == "inconclusive"
     assert overall([{"verdict": "fail"}, {"verdict": "inconclusive"}]) == "fail"
     assert overall([]) is None
     # A null `valid` beside verdicts is inconclusive, never valid; without verdicts there is no validity.
-    assert record_validity({"valid": None, "constraints": [{"passed": True}]}) == "inconclusive"
+    assert record_validity({"valid": None, "constraints": [{"verdict": "pass"}]}) == "inconclusive"
     assert record_validity({"valid": None}) is None and record_validity({"valid": True}) == "pass"
     assert interval({"interval": [0.5, 0.75]}) == (0.5, 0.75)
     assert interval({"interval": [0.9, 0.8]}) is None and interval({"interval": "x"}) is None

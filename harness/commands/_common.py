@@ -22,8 +22,8 @@ from harness.data import open_dataset
 from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard, RunFile, annotate_published, build_leaderboard
 from harness.metrics.fidelity import WINDOW_SIZE as SSIM_WINDOW
-from harness.protocols import Protocol, load_protocol
-from harness.runner import RunConfig, TimingSettings, evaluate_run, worker_threads
+from harness.protocols import Protocol, TimingSettings, TimingValueError, load_protocol
+from harness.runner import RunConfig, evaluate_run, worker_threads
 from harness.runner.device_sharing import DEFAULT_WORKERS_PER_DEVICE
 from harness.runner.lanes import Executor, LocalExecutor
 from harness.submissions import resolve_submission
@@ -204,32 +204,28 @@ def _at_least_two(text: str) -> int:
     return value
 
 
-def _chosen(value: Any, default: Any) -> Any:
-    return default if value is None else value
+# The command-line flag of each timing field a run may change (harness.protocols.timing.OVERRIDABLE).
+_TIMING_FLAGS = {
+    "warmup_seconds": "--warmup-seconds",
+    "repeats": "--repeats",
+    "rounds": "--rounds",
+    "timeout_seconds": "--timeout",
+}
 
 
 def _timing_settings(args: argparse.Namespace, protocol: Protocol) -> TimingSettings:
-    """The protocol's timing, with what the command line may change; impossible values are refused."""
-    timing = protocol.timing
-    checks = (
-        ("--rounds", args.rounds, lambda v: v >= 1, "at least 1"),
-        ("--timeout", args.timeout, lambda v: v > 0, "positive"),
-        ("--repeats", args.repeats, lambda v: v >= 1, "at least 1"),
-        ("--warmup-seconds", args.warmup_seconds, lambda v: v >= 0, "zero or more"),
-        ("--threads", args.threads, lambda v: v >= 1, "at least 1"),
-    )
-    for flag, value, valid, expected in checks:
-        if value is not None and not valid(value):
-            raise HarnessError(f"{flag}: must be {expected}, got {value}")
-    return TimingSettings(
-        warmup_seconds=_chosen(args.warmup_seconds, timing.warmup_seconds),
-        warmup_min_passes=timing.warmup_min_passes,
-        warmup_max_passes=timing.warmup_max_passes,
-        repeats=_chosen(args.repeats, timing.repeats),
-        cudnn_benchmark=timing.cudnn_benchmark,
-        rounds=_chosen(args.rounds, timing.rounds),
-        timeout_seconds=_chosen(args.timeout, timing.timeout_seconds),
-    )
+    """The protocol's timing with what the command line changes; a bad value names its flag."""
+    changes = {
+        "warmup_seconds": args.warmup_seconds,
+        "repeats": args.repeats,
+        "rounds": args.rounds,
+        "timeout_seconds": args.timeout,
+    }
+    try:
+        return protocol.timing.overridden(**changes)
+    except TimingValueError as error:
+        flag = _TIMING_FLAGS[error.field]
+        raise HarnessError(f"{flag}: must be {error.expected}, got {error.value}") from None
 
 
 def run_evaluation(
@@ -241,6 +237,8 @@ def run_evaluation(
     if args.weights is not None and len(submissions) != 1:
         raise HarnessError(f"--weights: applies to exactly one submission, got {len(submissions)}")
     device = resolve_device(args.device)
+    if args.threads is not None and args.threads < 1:
+        raise HarnessError(f"--threads: must be at least 1, got {args.threads}")
     timing = _timing_settings(args, protocol)
     dataset = open_dataset(
         args.data,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.runner.schema import upgrade
 from harness.timing import device_name
 
 __all__ = ["RUN_FILE_NAME", "RunFile", "check_comparable", "dataset_label", "load_run", "same_dataset"]
@@ -46,15 +47,12 @@ class RunFile:
         return {"baseline": self.baseline, "dataset": self.dataset, "results": list(self.results)}
 
 
-def _require(mapping: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    value = mapping.get(key)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise HarnessError(f"{where}: field {key!r} is missing or not {getattr(kind, '__name__', kind)}")
-    return value
-
-
 def load_run(path: str | Path) -> RunFile:
-    """Read a run file; ``path`` is the JSON file itself or a run directory holding ``results.json``."""
+    """Read a run file; ``path`` is the JSON file itself or a run directory holding ``results.json``.
+
+    The document is migrated to the current schema and validated (:func:`harness.runner.schema.upgrade`),
+    so nothing downstream reads an older version.
+    """
     path = Path(path)
     file = path / RUN_FILE_NAME if path.is_dir() else path
     if not file.is_file():
@@ -62,31 +60,20 @@ def load_run(path: str | Path) -> RunFile:
             f"{path}: no run file here (expected a JSON file or a directory with {RUN_FILE_NAME})"
         )
     try:
-        document = json.loads(file.read_text(encoding="utf-8"))
+        raw = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise HarnessError(f"{file}: not a readable JSON run file ({error})") from error
-    if not isinstance(document, dict):
-        raise HarnessError(f"{file}: a run file is a JSON object, got {type(document).__name__}")
-    device = _require(document, "device", dict, str(file))
-    fingerprint = _require(device, "fingerprint_id", str, f"{file} device")
-    dataset = _require(document, "dataset", dict, str(file))
-    results = _require(document, "results", list, str(file))
-    for index, record in enumerate(results):
-        where = f"{file} results[{index}]"
-        if not isinstance(record, dict):
-            raise HarnessError(f"{where}: a result record is a JSON object")
-        _require(record, "submission", str, where)
-        _require(record, "status", str, where)
-    baseline = document.get("baseline")
+    document = upgrade(raw, str(file))
+    device = document["device"]
     return RunFile(
         path=file,
-        protocol=_require(document, "protocol", str, str(file)),
-        protocol_version=_require(document, "protocol_version", int, str(file)),
-        fingerprint_id=fingerprint,
-        device_name=device_name(device, fallback=fingerprint),
-        dataset=dataset,
-        baseline=baseline if isinstance(baseline, str) else None,
-        results=tuple(results),
+        protocol=document["protocol"],
+        protocol_version=document["protocol_version"],
+        fingerprint_id=device["fingerprint_id"],
+        device_name=device_name(device, fallback=device["fingerprint_id"]),
+        dataset=document["dataset"],
+        baseline=document.get("baseline"),
+        results=tuple(document["results"]),
         metadata={key: value for key, value in document.items() if key != "results"},
     )
 

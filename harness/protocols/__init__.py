@@ -7,11 +7,12 @@ is an error naming the file and the key, so a typo can never silently fall back 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import HarnessError
+from harness.protocols.timing import TimingSettings, TimingValueError
 from harness.yaml_schema import from_mapping, read_yaml
 
 __all__ = [
@@ -23,7 +24,8 @@ __all__ = [
     "ReferenceData",
     "ScoreFormula",
     "ScoreWeights",
-    "TimingProtocol",
+    "TimingSettings",
+    "TimingValueError",
     "list_protocols",
     "load_protocol",
     "parse_protocol",
@@ -35,22 +37,6 @@ Channel = Literal["rgb", "y"]
 # The NTIRE 2022 organisers' hooks, or fvcore's FlopCountAnalysis (NTIRE 2024 on): the names
 # harness.complexity.complexity_record takes.
 FlopCounter = Literal["ntire2022", "fvcore"]
-
-
-@dataclass(frozen=True)
-class TimingProtocol:
-    """How latencies are taken; field names match ``harness.runner.TimingSettings``."""
-
-    cudnn_benchmark: bool
-    warmup_seconds: float
-    warmup_min_passes: int
-    warmup_max_passes: int
-    repeats: int
-    statistic: Literal["mean", "median"]
-    # Interleaved performance rounds per run (every submission and the baseline time one pass over
-    # the images in each round) and the per-submission time limit of a worker.
-    rounds: int
-    timeout_seconds: float
 
 
 @dataclass(frozen=True)
@@ -180,7 +166,7 @@ class Protocol:
     data: tuple[DataMode, ...]
     flop_counter: FlopCounter
     averaged_runs: int
-    timing: TimingProtocol
+    timing: TimingSettings
     constraints: Constraints
     published_baseline: PublishedBaseline | None = None
     score: ScoreFormula | None = None
@@ -197,13 +183,6 @@ def _validate(protocol: Protocol, where: str) -> None:
         raise HarnessError(f"{where}: border: must be >= 0, got {protocol.border}")
     if not protocol.reported_channels:
         raise HarnessError(f"{where}: reported_channels: must list at least one channel")
-    timing = protocol.timing
-    if timing.warmup_seconds < 0 or timing.repeats < 1:
-        raise HarnessError(f"{where}: timing: warmup_seconds must be >= 0 and repeats >= 1")
-    if timing.rounds < 1 or timing.timeout_seconds <= 0:
-        raise HarnessError(f"{where}: timing: rounds must be >= 1 and timeout_seconds > 0")
-    if not 1 <= timing.warmup_min_passes <= timing.warmup_max_passes:
-        raise HarnessError(f"{where}: timing: need 1 <= warmup_min_passes <= warmup_max_passes")
     if protocol.averaged_runs < 1:
         raise HarnessError(f"{where}: averaged_runs: must be >= 1, got {protocol.averaged_runs}")
     if not protocol.data:
@@ -236,7 +215,15 @@ def _validate(protocol: Protocol, where: str) -> None:
 
 def parse_protocol(data: Any, *, source: str) -> Protocol:
     """Validate the mapping loaded from a protocol file; ``source`` names it in error messages."""
-    protocol = from_mapping(Protocol, data, source=source)
+    timing = data.get("timing") if isinstance(data, dict) else None
+    if isinstance(timing, dict):  # TimingSettings has defaults for tools; a protocol states every field
+        missing = [field.name for field in fields(TimingSettings) if field.name not in timing]
+        if missing:
+            raise HarnessError(f"{source}: timing.{missing[0]}: missing")
+    try:
+        protocol = from_mapping(Protocol, data, source=source)
+    except TimingValueError as error:
+        raise HarnessError(f"{source}: {error}") from None
     _validate(protocol, source)
     return protocol
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.cells import GPU_ONLY_CELLS, cell_record, unavailable
+from harness.runner import schema
 from harness.runner.coordinator import Coordinator, Entry
 from harness.runner.lanes import Executor, LocalExecutor
 from harness.runner.settings import RunConfig, TimingSettings, worker_threads
@@ -62,42 +63,42 @@ def evaluate_run(
     if cells:
         results = [_with_cells(record, cells) for record in results]
     first = coordinator.fingerprints[0]
-    return {
-        "harness": coordinator.harness,
-        "protocol": config.protocol_name,
-        "protocol_version": config.protocol_version,
-        "device": {**first, "fingerprint_id": fingerprint_id(first)},
+    return schema.run_document(
+        harness=coordinator.harness,
+        protocol=config.protocol_name,
+        protocol_version=config.protocol_version,
+        device={**first, "fingerprint_id": fingerprint_id(first)},
         # Lane 0's GPU before and after the performance pass; every lane's is in "lanes".
-        "device_state": coordinator.device_state.get(0, {"before": None, "after": None}),
-        "lanes": [
-            {
-                "lane": lane.index,
-                "label": lane.label,
-                "node": lane.node,
-                "device": lane.device,
-                "fingerprint_id": fingerprint_id(fingerprint),
-                "fingerprint": fingerprint,
-                "device_state": coordinator.device_state.get(lane.index, {"before": None, "after": None}),
-            }
+        device_state=coordinator.device_state.get(0, {"before": None, "after": None}),
+        lanes=[
+            schema.lane_record(
+                lane=lane.index,
+                label=lane.label,
+                node=lane.node,
+                device=lane.device,
+                fingerprint_id=fingerprint_id(fingerprint),
+                fingerprint=fingerprint,
+                device_state=coordinator.device_state.get(lane.index, {"before": None, "after": None}),
+            )
             for lane, fingerprint in zip(coordinator.lanes, coordinator.fingerprints, strict=True)
         ],
-        "dataset": coordinator.description,
-        "timing": {
-            **config.timing.as_dict(),
-            "threads": threads,
-            "device": str(config.device),
-            "seed": coordinator.seed,
-            "round_log": coordinator.round_log,
-            "torch_settings": next(
+        dataset=coordinator.description,
+        timing=schema.timing_record(
+            config.timing.as_dict(),
+            threads=threads,
+            device=str(config.device),
+            seed=coordinator.seed,
+            round_log=coordinator.round_log,
+            torch_settings=next(
                 (entry.loaded.torch_settings for entry in entries if entry.loaded is not None), None
             ),
-        },
-        "baseline": baseline.name if baseline is not None else None,
-        "timing_session": coordinator.session,
-        "retimed": retimed,
-        "cells": list(config.cells),
-        "results": results,
-    }
+        ),
+        baseline=baseline.name if baseline is not None else None,
+        timing_session=coordinator.session,
+        retimed=retimed,
+        cells=list(config.cells),
+        results=results,
+    )
 
 
 def _run_cells(
@@ -136,10 +137,10 @@ def _run_cells(
 def _with_cells(record: dict[str, Any], cells: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     """``record`` with its ``cells``: fidelity and its drop from this record, runtime ratio, reason."""
     name = record["submission"]
-    return {
-        **record,
-        "cells": {
+    return schema.with_cells(
+        record,
+        {
             cell: cell_record(by_name[name], record) if name in by_name else unavailable("not run")
             for cell, by_name in cells.items()
         },
-    }
+    )

@@ -36,6 +36,7 @@ from harness.errors import HarnessError
 from harness.metrics import METRIC_KEYS
 from harness.provenance import harness_identity
 from harness.runner import messages as msg
+from harness.runner import schema
 from harness.runner.cache import PartialSlot, ResultCache, cache_key
 from harness.runner.device_sharing import DeviceGate, WorkerBudget, timing_subgroups
 from harness.runner.lanes import Executor, Lane, WorkerHandle
@@ -99,32 +100,17 @@ def _empty_state() -> dict[str, Any]:
 
 
 def _identity(entry: Entry) -> dict[str, Any]:
-    return {
-        "submission": entry.name,
-        "team": entry.submission.team,
-        "role": entry.role,
-        "weights_sha256": entry.weights.sha256 if entry.weights else None,
-        "official_model_id": entry.submission.official_model_id,
-    }
+    return schema.identity(
+        submission=entry.name,
+        team=entry.submission.team,
+        role=entry.role,
+        weights_sha256=entry.weights.sha256 if entry.weights else None,
+        official_model_id=entry.submission.official_model_id,
+    )
 
 
 def _failed_record(entry: Entry) -> dict[str, Any]:
-    return {
-        **_identity(entry),
-        "status": "failed",
-        "error": entry.failure,
-        **dict.fromkeys(METRIC_KEYS),
-        "runtime_ms": None,
-        "max_memory_mb": None,
-        "params": None,
-        "flops": None,
-        "activations": None,
-        "num_conv": None,
-        "num_images": 0,
-        "retries": entry.retries,
-        "per_image": [],
-        "cached": False,
-    }
+    return schema.failed_record(_identity(entry), error=entry.failure, retries=entry.retries)
 
 
 def _mean_or_none(values: list[float | None]) -> float | None:
@@ -612,28 +598,31 @@ class Coordinator:
             return _failed_record(entry)
         timed = entry.timed.get(entry.timing_key) if entry.timing_key is not None else None
         if entry.complete is not None and timed is None:
-            return {**entry.complete, "role": entry.role, "cached": True}
+            return schema.cached_record(entry.complete, role=entry.role)
         assert timed is not None and entry.key is not None
         source = entry.complete or entry.state
         order = {name: index for index, name in enumerate(self.dataset.names)}
-        per_image = sorted((dict(record) for record in source["per_image"]), key=lambda r: order[r["name"]])
-        for image_index, record in enumerate(per_image):
-            record["runtime_ms_rounds"] = [latencies[image_index] for latencies in timed.latencies]
-            record["runtime_ms"] = statistics.fmean(record["runtime_ms_rounds"])
+        scored = sorted(source["per_image"], key=lambda r: order[r["name"]])
+        per_image = []
+        for image_index, image in enumerate(scored):
+            rounds_ms = [latencies[image_index] for latencies in timed.latencies]
+            per_image.append(schema.per_image_row(image, rounds_ms, statistics.fmean(rounds_ms)))
         every = [latency for latencies in timed.latencies for latency in latencies]
-        runtime: dict[str, Any] = RuntimeStats.from_latencies(every).as_dict()
         round_means = [statistics.fmean(latencies) for latencies in timed.latencies]
-        runtime["rounds"] = round_means
-        runtime["cv"] = statistics.pstdev(round_means) / statistics.fmean(round_means)
         first_call = (
             source.get("first_call_ms") if entry.complete is None else source["runtime_ms"]["first_call_ms"]
         )
         resumed = bool(source.get("resumed"))
-        runtime["first_call_ms"] = first_call
-        runtime["mean_without_warmup"] = (
-            (first_call + sum(timed.latencies[0][1:])) / len(per_image)
-            if first_call is not None and not resumed
-            else None
+        runtime = schema.runtime_record(
+            RuntimeStats.from_latencies(every).as_dict(),
+            rounds=round_means,
+            cv=statistics.pstdev(round_means) / statistics.fmean(round_means),
+            first_call_ms=first_call,
+            mean_without_warmup=(
+                (first_call + sum(timed.latencies[0][1:])) / len(per_image)
+                if first_call is not None and not resumed
+                else None
+            ),
         )
         complexity = (
             source["complexity"]
@@ -641,35 +630,32 @@ class Coordinator:
             else {key: source.get(key) for key in RECORD_FIELDS}
         )
         lane = timed.lane
-        record = {
-            **_identity(entry),
-            "status": "ok",
-            "error": None,
-            **{key: _mean_or_none([image[key] for image in per_image]) for key in METRIC_KEYS},
-            "runtime_ms": runtime,
-            "max_memory_mb": source["max_memory_mb"],
-            **complexity,
-            "num_images": len(per_image),
-            "warmup_passes": timed.warmup_passes,
-            "torch_settings_changed": entry.loaded.changed_by_submission if entry.loaded else {},
-            "timing_session": self.session,
-            "timed_on": {
-                "lane": lane.index,
-                "label": lane.label,
-                "node": lane.node,
-                "device": lane.device,
-                "fingerprint_id": fingerprint_id(self.fingerprints[lane.index]),
-            },
-            "pairing": self._pairing(entry, timed),
-            "retries": entry.retries,
-            "resumed": resumed,
-            "per_image": per_image,
-        }
+        record = schema.ok_record(
+            _identity(entry),
+            metrics={key: _mean_or_none([image[key] for image in per_image]) for key in METRIC_KEYS},
+            runtime=runtime,
+            max_memory_mb=source["max_memory_mb"],
+            complexity=complexity,
+            warmup_passes=timed.warmup_passes,
+            torch_settings_changed=entry.loaded.changed_by_submission if entry.loaded else {},
+            timing_session=self.session,
+            timed_on=schema.timed_on(
+                lane=lane.index,
+                label=lane.label,
+                node=lane.node,
+                device=lane.device,
+                fingerprint_id=fingerprint_id(self.fingerprints[lane.index]),
+            ),
+            pairing=self._pairing(entry, timed),
+            retries=entry.retries,
+            resumed=resumed,
+            per_image=per_image,
+        )
         self.cache.save_complete(entry.key, record)
         if entry.slot is not None:
             entry.slot.release(remove=True)
             entry.slot = None
-        return {**record, "cached": False}
+        return schema.with_cached(record, cached=False)
 
     def _pairing(self, entry: Entry, timed: Timed) -> dict[str, Any] | None:
         """How ``entry`` compares with the baseline timed beside it on its lane (None: no baseline)."""
@@ -680,12 +666,12 @@ class Coordinator:
         if beside is None or len(beside.latencies) != len(timed.latencies):
             return None
         every = [latency for latencies in beside.latencies for latency in latencies]
-        return {
-            "baseline": baseline.name,
-            "lane": timed.lane.index,
-            "baseline_mean_ms": statistics.fmean(every),
-            "round_ratios": paired_round_ratios(timed.latencies, beside.latencies),
-        }
+        return schema.pairing(
+            baseline=baseline.name,
+            lane=timed.lane.index,
+            baseline_mean_ms=statistics.fmean(every),
+            round_ratios=paired_round_ratios(timed.latencies, beside.latencies),
+        )
 
     # -- the whole run --------------------------------------------------------------------------
 

@@ -1,31 +1,15 @@
-"""What shapes a run besides the submissions and the data: timing settings and the run's options."""
+"""What shapes a run besides the submissions and the data: the run's options (timing: harness.protocols)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from harness.protocols import TimingSettings
 from harness.runner.device_sharing import DEFAULT_WORKERS_PER_DEVICE
-
-
-@dataclass(frozen=True)
-class TimingSettings:
-    """How latencies are taken; the protocol fixes the defaults, the command line may change some."""
-
-    warmup_seconds: float = 1.0
-    warmup_min_passes: int = 1
-    warmup_max_passes: int = 50
-    repeats: int = 1
-    cudnn_benchmark: bool = False
-    rounds: int = 5
-    timeout_seconds: float = 3600.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
