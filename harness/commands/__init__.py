@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 COMMAND_MODULES: tuple[str, ...] = (
     "list_cmd",
     "evaluate",
+    "compare",
     "check",
     "leaderboard",
     "report",
