@@ -136,7 +136,30 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--warmup-seconds", type=float, default=None, help="warm-up time of each submission before each round"
     )
     parser.add_argument(
-        "--rounds", type=int, default=None, help="interleaved timing rounds (default: the protocol's, 5)"
+        "--rounds",
+        type=_rounds,
+        default=None,
+        help="interleaved timing rounds: 'auto' (default) times until every runtime verdict is decided"
+        " (see docs/rounds-until-decided.md), N a fixed count",
+    )
+    parser.add_argument(
+        "--min-rounds",
+        type=int,
+        default=None,
+        help="rounds before the first look (default: the protocol's, 5)",
+    )
+    parser.add_argument("--max-rounds", type=int, default=30, help="cap of --rounds auto (default: 30)")
+    parser.add_argument(
+        "--max-timing-seconds",
+        type=float,
+        default=None,
+        help="--rounds auto: start no new round after this long timing on one lane (default: no limit)",
+    )
+    parser.add_argument(
+        "--resolution",
+        type=float,
+        default=0.01,
+        help="--rounds auto: stop once the ratio's interval is within this fraction either side (default: 0.01)",
     )
     parser.add_argument(
         "--timeout",
@@ -166,15 +189,37 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     add_zoo_option(parser)
 
 
+def _rounds(text: str) -> int | str:
+    """``--rounds``: 'auto' or a whole number (its range is checked with the other settings)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number, got {text!r}") from None
+
+
 def _chosen(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _timing_settings(args: argparse.Namespace, protocol: Protocol) -> TimingSettings:
-    """The protocol's timing, with what the command line may change; impossible values are refused."""
+def _timing_settings(
+    args: argparse.Namespace, protocol: Protocol, ratio_limit: float | None
+) -> TimingSettings:
+    """The protocol's timing, with what the command line may change; impossible values are refused.
+
+    The protocol's round count is the minimum of ``--rounds auto`` (the default) and the count of
+    a plain ``--rounds`` run; ``ratio_limit`` is what ``auto`` decides each runtime ratio against.
+    """
     timing = protocol.timing
+    fixed = None if args.rounds in (None, "auto") else args.rounds
+    min_rounds = _chosen(args.min_rounds, timing.rounds)
     checks = (
-        ("--rounds", args.rounds, lambda v: v >= 1, "at least 1"),
+        ("--rounds", fixed, lambda v: v >= 1, "at least 1"),
+        ("--min-rounds", args.min_rounds, lambda v: v >= 2, "at least 2"),
+        ("--max-rounds", args.max_rounds, lambda v: v >= min_rounds, f"at least --min-rounds ({min_rounds})"),
+        ("--max-timing-seconds", args.max_timing_seconds, lambda v: v > 0, "positive"),
+        ("--resolution", args.resolution, lambda v: 0 < v < 1, "between 0 and 1"),
         ("--timeout", args.timeout, lambda v: v > 0, "positive"),
         ("--repeats", args.repeats, lambda v: v >= 1, "at least 1"),
         ("--warmup-seconds", args.warmup_seconds, lambda v: v >= 0, "zero or more"),
@@ -189,21 +234,35 @@ def _timing_settings(args: argparse.Namespace, protocol: Protocol) -> TimingSett
         warmup_max_passes=timing.warmup_max_passes,
         repeats=_chosen(args.repeats, timing.repeats),
         cudnn_benchmark=timing.cudnn_benchmark,
-        rounds=_chosen(args.rounds, timing.rounds),
+        rounds=fixed,
+        min_rounds=min_rounds,
+        max_rounds=args.max_rounds,
+        max_timing_seconds=args.max_timing_seconds,
+        ratio_limit=ratio_limit,
+        resolution=args.resolution,
         timeout_seconds=_chosen(args.timeout, timing.timeout_seconds),
     )
 
 
 def run_evaluation(
-    args: argparse.Namespace, *, save_images_dir: Path | None = None, log_dir: Path | None = None
+    args: argparse.Namespace,
+    *,
+    save_images_dir: Path | None = None,
+    log_dir: Path | None = None,
+    reference: bool = False,
 ) -> dict[str, Any]:
-    """Resolve everything the arguments name, run, and return the run document with constraints."""
+    """Resolve everything the arguments name, run, and return the run document with constraints.
+
+    ``reference``: the first submission takes the baseline's role (``esr compare``), each ratio is
+    decided against 1.0, and the protocol's constraints are not applied.
+    """
     protocol = load_protocol(args.protocol)
     submissions = resolve_many(args.submissions, zoo=zoo_checkouts(args.zoo, args.submissions))
     if args.weights is not None and len(submissions) != 1:
         raise HarnessError(f"--weights: applies to exactly one submission, got {len(submissions)}")
     device = resolve_device(args.device)
-    timing = _timing_settings(args, protocol)
+    limit = 1.0 if reference else protocol.constraints.runtime_ratio_max
+    timing = _timing_settings(args, protocol, limit)
     dataset = open_dataset(
         args.data,
         split=args.split,
@@ -230,13 +289,13 @@ def run_evaluation(
         seed=args.seed,
         log_dir=log_dir,
     )
-    baseline = resolve_submission(protocol.baseline)
+    baseline = submissions[0] if reference else resolve_submission(protocol.baseline)
     executor = _executor(args, device)
     try:
         run = evaluate_run(submissions, dataset, config, baseline=baseline, executor=executor)
     finally:
         executor.close()
-    return apply_constraints(run, protocol)
+    return run if reference else apply_constraints(run, protocol)
 
 
 def _executor(args: argparse.Namespace, device: torch.device) -> Executor:

@@ -12,14 +12,25 @@ import torch
 
 @dataclass(frozen=True)
 class TimingSettings:
-    """How latencies are taken; the protocol fixes the defaults, the command line may change some."""
+    """How latencies are taken; the protocol fixes the defaults, the command line may change some.
+
+    ``rounds`` is a fixed count of timing rounds, or None for rounds until decided
+    (:mod:`harness.timing.sequential`): at least ``min_rounds``, at most ``max_rounds`` and, once
+    ``max_timing_seconds`` of one lane's timing have passed, no new round. ``ratio_limit`` is the
+    runtime ratio each submission's verdict is taken against (None: stop on ``resolution`` or cap).
+    """
 
     warmup_seconds: float = 1.0
     warmup_min_passes: int = 1
     warmup_max_passes: int = 50
     repeats: int = 1
     cudnn_benchmark: bool = False
-    rounds: int = 5
+    rounds: int | None = 5
+    min_rounds: int = 5
+    max_rounds: int = 30
+    max_timing_seconds: float | None = None
+    ratio_limit: float | None = None
+    resolution: float = 0.01
     timeout_seconds: float = 3600.0
 
     def as_dict(self) -> dict[str, Any]:
