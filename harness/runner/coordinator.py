@@ -549,7 +549,12 @@ class Coordinator:
             if stop is not None:
                 timed.stop_reason = stop
                 open_names.discard(entry.name)
-        if baseline is not None and open_names <= {baseline.name}:
+        # Alone (every submission beside it stopped, or none), the baseline still gets min rounds.
+        if (
+            baseline is not None
+            and open_names <= {baseline.name}
+            and len(baseline.timed[lane.index].latencies) >= plan.min_rounds
+        ):
             open_names.discard(baseline.name)
 
     def _count_complexity(self, entry: Entry, lane: Lane) -> None:
