@@ -23,12 +23,12 @@ the 2024+ editions, no threshold at all in 2023) is not checked; ``complete`` al
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from harness.protocols import Protocol
 from harness.runner.schema import judged_record, with_cells
-from harness.timing.rounds import Verdict, ratio_estimate
+from harness.timing.rounds import RatioEstimate, Verdict, ratio_estimate
 
 __all__ = [
     "ConstraintResult",
@@ -114,6 +114,21 @@ def _params(result: dict[str, Any], protocol: Protocol) -> ConstraintResult:
     return ConstraintResult("params", value, limit, "<=", value <= limit, "absolute", "parameters")
 
 
+def _sequential(result: dict[str, Any], estimate: RatioEstimate, limit: float) -> RatioEstimate:
+    """With rounds chosen by the data (``--rounds auto``), the interval of the last look instead.
+
+    A plain t-interval after a data-dependent number of rounds is narrower than it should be; the
+    sequential rule's interval (:mod:`harness.timing.sequential`) keeps its 95%.
+    """
+    looks = result.get("rounds_until_decided") or []
+    if not looks or looks[-1]["interval"] is None:
+        return estimate
+    low, high = looks[-1]["interval"]
+    verdict: Verdict = "pass" if high <= limit else "fail" if low > limit else "inconclusive"
+    needed = estimate.rounds_to_decide if verdict == "inconclusive" else None
+    return replace(estimate, interval=(low, high), verdict=verdict, rounds_to_decide=needed)
+
+
 def _runtime_ratio(
     result: dict[str, Any], baseline: dict[str, Any] | None, protocol: Protocol
 ) -> ConstraintResult:
@@ -129,7 +144,7 @@ def _runtime_ratio(
     pairing = _pairing(result, usable)
     if pairing is None or statistic != "mean":
         return ConstraintResult("runtime", ratio, limit, "<=", ratio <= limit, "relative", "x baseline", note)
-    estimate = ratio_estimate(pairing["round_ratios"], limit=limit)
+    estimate = _sequential(result, ratio_estimate(pairing["round_ratios"], limit=limit), limit)
     means = mine / pairing["baseline_mean_ms"]  # its own baseline, timed beside it on its device
     note = f"paired ratio over {estimate.rounds} round(s) of side-by-side timings"
     if estimate.interval is not None:

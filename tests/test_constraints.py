@@ -242,6 +242,17 @@ def test_runtime_verdict_is_three_valued_from_the_paired_rounds() -> None:
     assert means.value == pytest.approx(0.9) and "= 0.930" in means.note
 
 
+def test_rounds_chosen_by_the_data_are_judged_by_the_last_sequential_interval() -> None:
+    baseline = _timed("imdn_baseline", ONES)
+    # A plain t-interval of these rounds is clear under 1; the wider sequential one reaches over it.
+    result = _timed("close", [0.95, 0.97, 0.96, 0.95, 0.96])
+    result["rounds_until_decided"] = [{"rounds": 5, "ratio": 0.958, "interval": [0.90, 1.02], "stop": "cap"}]
+    runtime = verdicts(result, baseline=baseline)["runtime"]
+    assert runtime.verdict == "inconclusive" and runtime.interval == (0.90, 1.02)
+    result["rounds_until_decided"][-1]["interval"] = [0.93, 0.99]
+    assert verdicts(result, baseline=baseline)["runtime"].verdict == "pass"
+
+
 def test_runtime_verdict_needs_both_records_from_one_timing_session() -> None:
     baseline = _timed("imdn_baseline", ONES, session="s1")
     other_session = verdicts(_timed("fast", [0.9] * 5, session="s2"), baseline=baseline)

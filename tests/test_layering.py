@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"provenance", "protocols", "data", "metrics", "timing", "complexity", "models", "cells"},
     {"submissions"},
     {"zoo"},
-    {"runner", "constraints", "verdicts"},
+    {"runner", "constraints", "verdicts", "comparison"},
     {"catalog"},
     {"leaderboard", "training"},
     {"terminal_summary", "webreport", "package"},

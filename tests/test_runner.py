@@ -233,6 +233,40 @@ def test_baseline_is_added_once_and_marked(tmp_path: Path) -> None:
     assert run["baseline"] == "base"
 
 
+def _auto(**overrides) -> TimingSettings:
+    settings = {
+        "warmup_seconds": 0.0,
+        "warmup_max_passes": 1,
+        "rounds": None,
+        "min_rounds": 2,
+        "max_rounds": 3,
+    }
+    return TimingSettings(**{**settings, **overrides})
+
+
+def test_rounds_auto_stops_a_decided_submission_and_its_baseline_at_the_minimum(tmp_path: Path) -> None:
+    near, base = _submission(tmp_path, "near"), _submission(tmp_path, "base", offset=0.01)
+    config = _config(tmp_path, timing=_auto(ratio_limit=1000.0))  # far over any ratio of these two
+    run = evaluate_run([near], _dataset(), config, baseline=base)
+    mine, baseline = run["results"]
+    assert (mine["rounds_used"], mine["stop_reason"]) == (2, "decided")
+    assert baseline["rounds_used"] == 2 and len(mine["pairing"]["round_ratios"]) == 2
+    first, second = mine["rounds_until_decided"]
+    assert first["interval"] is None and first["stop"] is None
+    low, high = second["interval"]
+    assert low <= second["ratio"] <= high <= 1000.0 and second["stop"] == "decided"
+
+
+def test_rounds_auto_stops_at_the_cap_when_nothing_decides(tmp_path: Path) -> None:
+    near, base = _submission(tmp_path, "near"), _submission(tmp_path, "base", offset=0.01)
+    config = _config(tmp_path, timing=_auto(ratio_limit=None, resolution=1e-12))
+    run = evaluate_run([near], _dataset(), config, baseline=base)
+    mine, baseline = run["results"]
+    assert (mine["rounds_used"], mine["stop_reason"]) == (3, "cap")
+    assert baseline["rounds_used"] == 3
+    assert [look["stop"] for look in mine["rounds_until_decided"]] == [None, None, "cap"]
+
+
 def test_save_images_writes_the_uint8_output(tmp_path: Path) -> None:
     from PIL import Image
 

@@ -11,7 +11,7 @@ import pytest
 from harness import protocols
 from harness.errors import HarnessError
 from harness.protocols import TimingSettings, TimingValueError, load_protocol, parse_protocol
-from harness.protocols.timing import OVERRIDABLE
+from harness.protocols.timing import OVERRIDABLE, PROTOCOL_FIELDS
 from harness.yaml_schema import read_yaml
 
 
@@ -28,7 +28,9 @@ def test_a_run_takes_the_protocols_timing_and_changes_only_what_it_is_given() ->
 
 
 def test_only_the_overridable_fields_can_be_changed() -> None:
-    assert set(OVERRIDABLE) == {"warmup_seconds", "repeats", "rounds", "timeout_seconds"}
+    run_only = {"min_rounds", "max_rounds", "max_timing_seconds", "ratio_limit", "resolution"}
+    assert set(OVERRIDABLE) == {"warmup_seconds", "repeats", "rounds", "timeout_seconds"} | run_only
+    assert not run_only & set(PROTOCOL_FIELDS)  # a protocol file never states a run's settings
     with pytest.raises(ValueError, match="statistic"):
         TimingSettings().overridden(statistic="median")
 

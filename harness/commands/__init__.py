@@ -19,6 +19,7 @@ from harness.protocols import list_protocols
 COMMAND_MODULES: tuple[str, ...] = (
     "list_cmd",
     "evaluate",
+    "compare",
     "check",
     "leaderboard",
     "report",

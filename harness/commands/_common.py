@@ -6,6 +6,7 @@ Environment variables are read here, at the edge, and passed down as plain argum
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,7 +139,30 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--warmup-seconds", type=float, default=None, help="warm-up time of each submission before each round"
     )
     parser.add_argument(
-        "--rounds", type=int, default=None, help="interleaved timing rounds (default: the protocol's, 5)"
+        "--rounds",
+        type=_rounds,
+        default=None,
+        help="interleaved timing rounds: 'auto' (default) times until every runtime verdict is decided"
+        " (see docs/rounds-until-decided.md), N a fixed count",
+    )
+    parser.add_argument(
+        "--min-rounds",
+        type=int,
+        default=None,
+        help="rounds before the first look (default: the protocol's, 5)",
+    )
+    parser.add_argument("--max-rounds", type=int, default=30, help="cap of --rounds auto (default: 30)")
+    parser.add_argument(
+        "--max-timing-seconds",
+        type=float,
+        default=None,
+        help="--rounds auto: start no new round after this long timing on one lane (default: no limit)",
+    )
+    parser.add_argument(
+        "--resolution",
+        type=float,
+        default=0.01,
+        help="--rounds auto: stop once the ratio's interval is within this fraction either side (default: 0.01)",
     )
     parser.add_argument(
         "--timeout",
@@ -204,34 +228,70 @@ def _at_least_two(text: str) -> int:
     return value
 
 
+def _rounds(text: str) -> int | str:
+    """``--rounds``: 'auto' or a whole number (its range is checked with the other settings)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number, got {text!r}") from None
+
+
 # The command-line flag of each timing field a run may change (harness.protocols.timing.OVERRIDABLE).
 _TIMING_FLAGS = {
     "warmup_seconds": "--warmup-seconds",
     "repeats": "--repeats",
     "rounds": "--rounds",
     "timeout_seconds": "--timeout",
+    "min_rounds": "--min-rounds",
+    "max_rounds": "--max-rounds",
+    "max_timing_seconds": "--max-timing-seconds",
+    "resolution": "--resolution",
+    "ratio_limit": "the protocol's runtime limit",
 }
 
 
-def _timing_settings(args: argparse.Namespace, protocol: Protocol) -> TimingSettings:
-    """The protocol's timing with what the command line changes; a bad value names its flag."""
+def _timing_settings(
+    args: argparse.Namespace, protocol: Protocol, ratio_limit: float | None
+) -> TimingSettings:
+    """The protocol's timing with what the command line changes; a bad value names its flag.
+
+    The protocol's round count is the minimum of ``--rounds auto`` (the default) and the count of
+    a plain ``--rounds N`` run; ``ratio_limit`` is what ``auto`` decides each runtime ratio against.
+    """
+    auto = args.rounds in (None, "auto")
     changes = {
         "warmup_seconds": args.warmup_seconds,
         "repeats": args.repeats,
-        "rounds": args.rounds,
+        "rounds": None if auto else args.rounds,
         "timeout_seconds": args.timeout,
+        "min_rounds": args.min_rounds if args.min_rounds is not None else protocol.timing.rounds,
+        "max_rounds": args.max_rounds,
+        "max_timing_seconds": args.max_timing_seconds,
+        "ratio_limit": ratio_limit,
+        "resolution": args.resolution,
     }
     try:
-        return protocol.timing.overridden(**changes)
+        timing = protocol.timing.overridden(**changes)
+        return dataclasses.replace(timing, rounds=None) if auto else timing
     except TimingValueError as error:
         flag = _TIMING_FLAGS[error.field]
         raise HarnessError(f"{flag}: must be {error.expected}, got {error.value}") from None
 
 
 def run_evaluation(
-    args: argparse.Namespace, *, save_images_dir: Path | None = None, log_dir: Path | None = None
+    args: argparse.Namespace,
+    *,
+    save_images_dir: Path | None = None,
+    log_dir: Path | None = None,
+    reference: bool = False,
 ) -> dict[str, Any]:
-    """Resolve everything the arguments name, run, and return the run document with constraints."""
+    """Resolve everything the arguments name, run, and return the run document with constraints.
+
+    ``reference``: the first submission takes the baseline's role (``esr compare``), each ratio is
+    decided against 1.0, and the protocol's constraints are not applied.
+    """
     protocol = load_protocol(args.protocol)
     submissions = resolve_many(args.submissions, zoo=zoo_checkouts(args.zoo, args.submissions))
     if args.weights is not None and len(submissions) != 1:
@@ -239,7 +299,8 @@ def run_evaluation(
     device = resolve_device(args.device)
     if args.threads is not None and args.threads < 1:
         raise HarnessError(f"--threads: must be at least 1, got {args.threads}")
-    timing = _timing_settings(args, protocol)
+    limit = 1.0 if reference else protocol.constraints.runtime_ratio_max
+    timing = _timing_settings(args, protocol, limit)
     dataset = open_dataset(
         args.data,
         split=args.split,
@@ -268,13 +329,13 @@ def run_evaluation(
         workers_per_device=getattr(args, "workers_per_device", DEFAULT_WORKERS_PER_DEVICE),
         cells=_cells(getattr(args, "cells", "fp32")),
     )
-    baseline = resolve_submission(protocol.baseline)
+    baseline = submissions[0] if reference else resolve_submission(protocol.baseline)
     executor = _executor(args, device)
     try:
         run = evaluate_run(submissions, dataset, config, baseline=baseline, executor=executor)
     finally:
         executor.close()
-    return apply_constraints(run, protocol)
+    return run if reference else apply_constraints(run, protocol)
 
 
 def _executor(args: argparse.Namespace, device: torch.device) -> Executor:

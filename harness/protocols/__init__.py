@@ -7,12 +7,12 @@ is an error naming the file and the key, so a typo can never silently fall back 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import HarnessError
-from harness.protocols.timing import TimingSettings, TimingValueError
+from harness.protocols.timing import PROTOCOL_FIELDS, TimingSettings, TimingValueError
 from harness.yaml_schema import from_mapping, read_yaml
 
 __all__ = [
@@ -217,7 +217,10 @@ def parse_protocol(data: Any, *, source: str) -> Protocol:
     """Validate the mapping loaded from a protocol file; ``source`` names it in error messages."""
     timing = data.get("timing") if isinstance(data, dict) else None
     if isinstance(timing, dict):  # TimingSettings has defaults for tools; a protocol states every field
-        missing = [field.name for field in fields(TimingSettings) if field.name not in timing]
+        missing = [name for name in PROTOCOL_FIELDS if name not in timing]
+        extra = sorted(set(timing) - set(PROTOCOL_FIELDS))
+        if extra:  # a run's settings (rounds until decided) are never a protocol's
+            raise HarnessError(f"{source}: timing.{extra[0]}: not a protocol setting")
         if missing:
             raise HarnessError(f"{source}: timing.{missing[0]}: missing")
     try:

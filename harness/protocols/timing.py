@@ -15,18 +15,45 @@ from typing import Any, Literal
 
 from harness.errors import HarnessError
 
-__all__ = ["OVERRIDABLE", "TimingSettings", "TimingValueError"]
+__all__ = ["OVERRIDABLE", "PROTOCOL_FIELDS", "TimingSettings", "TimingValueError"]
 
-#: The fields a run may change from the protocol's value (command-line options).
-OVERRIDABLE = ("warmup_seconds", "repeats", "rounds", "timeout_seconds")
+#: The fields a run may change from the protocol's value (command-line options, and the ratio
+#: limit ``--rounds auto`` decides against, which the command takes from the protocol's constraints).
+OVERRIDABLE = (
+    "warmup_seconds",
+    "repeats",
+    "rounds",
+    "timeout_seconds",
+    "min_rounds",
+    "max_rounds",
+    "max_timing_seconds",
+    "ratio_limit",
+    "resolution",
+)
+
+#: The fields a protocol file states; the others belong to a run (rounds until decided).
+PROTOCOL_FIELDS = (
+    "warmup_seconds",
+    "warmup_min_passes",
+    "warmup_max_passes",
+    "repeats",
+    "cudnn_benchmark",
+    "rounds",
+    "timeout_seconds",
+    "statistic",
+)
 
 _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("warmup_seconds", lambda v: v >= 0, "zero or more"),
     ("warmup_min_passes", lambda v: v >= 1, "at least 1"),
     ("warmup_max_passes", lambda v: v >= 1, "at least 1"),
     ("repeats", lambda v: v >= 1, "at least 1"),
-    ("rounds", lambda v: v >= 1, "at least 1"),
+    ("rounds", lambda v: v is None or v >= 1, "at least 1"),
     ("timeout_seconds", lambda v: v > 0, "positive"),
+    ("min_rounds", lambda v: v >= 2, "at least 2"),
+    ("max_timing_seconds", lambda v: v is None or v > 0, "positive"),
+    ("ratio_limit", lambda v: v is None or v > 0, "positive"),
+    ("resolution", lambda v: 0 < v < 1, "between 0 and 1"),
 )
 
 
@@ -49,15 +76,23 @@ class TimingSettings:
     warmup_max_passes: int = 50  # most warm-up forward passes
     repeats: int = 1  # timed calls per image, the median kept
     cudnn_benchmark: bool = False  # cuDNN autotuning during timing
-    rounds: int = 5  # interleaved performance rounds per run
+    rounds: int | None = 5  # interleaved performance rounds per run; None: until decided (a run's)
     timeout_seconds: float = 3600.0  # time limit of one submission's worker
     statistic: Literal["mean", "median"] = "mean"  # the runtime figure constraints compare
+    # Rounds until decided (harness.timing.sequential), set by a run, not by a protocol file:
+    min_rounds: int = 5  # rounds before the first look
+    max_rounds: int = 30  # the cap
+    max_timing_seconds: float | None = None  # no new round after one lane has timed this long
+    ratio_limit: float | None = None  # the runtime ratio each verdict is decided against
+    resolution: float = 0.01  # stop once the interval is within this fraction either side
 
     def __post_init__(self) -> None:
         for field, valid, expected in _RANGES:
             value = getattr(self, field)
             if not valid(value):
                 raise TimingValueError(field, expected, value)
+        if self.max_rounds < self.min_rounds:
+            raise TimingValueError("max_rounds", f"at least min_rounds ({self.min_rounds})", self.max_rounds)
         if self.warmup_min_passes > self.warmup_max_passes:
             raise TimingValueError(
                 "warmup_min_passes",

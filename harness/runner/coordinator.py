@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import statistics
 import tempfile
@@ -46,6 +47,7 @@ from harness.runner.shared_data import SharedSplit, share_dataset
 from harness.submissions import ResolvedWeights, Submission, model_source_digest, resolve_weights
 from harness.timing import RuntimeStats, fingerprint_id
 from harness.timing.rounds import paired_round_ratios, round_orders, turn_order
+from harness.timing.sequential import Look, SequentialPlan, StopReason, look
 
 if TYPE_CHECKING:
     from harness.data import Dataset
@@ -59,6 +61,8 @@ class Timed:
     group: int = 0  # which of the lane's timing subgroups (each beside the baseline)
     latencies: list[list[float]] = field(default_factory=list)
     warmup_passes: list[int] = field(default_factory=list)
+    looks: list[Look] = field(default_factory=list)  # rounds until decided: the rule's answer per round
+    stop_reason: StopReason | None = None
 
 
 @dataclass(eq=False)
@@ -521,11 +525,17 @@ class Coordinator:
                 entry.timing_key = key
             self._ask(entry, lane, msg.PrepareTiming(), f"the copy of the inputs to {lane.label}")
         by_name = {entry.name: entry for entry in group}
+        open_names = set(by_name)
+        started = time.perf_counter()
+        # The orders of every possible round are drawn at once, so a seed gives the same order to
+        # round k whether the run stops early or not; a round skips the names that stopped.
         # Subgroup 0 keeps the seed a lane always had, so a run that fits one subgroup is unchanged.
         seed = self.seed + lane.index + 1_000_003 * number
-        orders = round_orders([entry.name for entry in group], timing.rounds, seed)
-        for round_index, order in enumerate(orders):
+        orders = round_orders(list(by_name), timing.rounds or timing.max_rounds, seed)
+        for round_index, every_order in enumerate(orders):
+            order = [name for name in every_order if name in open_names]
             retries_before = {entry.name: len(entry.retries) for entry in group}
+            rounds_before = {entry.name: len(entry.timed[key].latencies) for entry in group}
             log = self._time_round(key, by_name, order, round_index, images)
             restarted = [
                 entry for entry in group if entry.ok and len(entry.retries) != retries_before[entry.name]
@@ -537,14 +547,68 @@ class Coordinator:
                     )
                 for entry in group:
                     timed = entry.timed[key]
-                    del timed.latencies[round_index:], timed.warmup_passes[round_index:]
+                    before = rounds_before[entry.name]
+                    del timed.latencies[before:], timed.warmup_passes[before:]
                 log = self._time_round(key, by_name, order, round_index, images)
                 log["repeated_after_restart"] = [entry.name for entry in restarted]
             self.round_log.append(log)
+            if timing.rounds is None:
+                out_of_time = (
+                    timing.max_timing_seconds is not None
+                    and time.perf_counter() - started >= timing.max_timing_seconds
+                )
+                self._look(key, group, open_names, out_of_time)
+                if not open_names:
+                    break
         # Last: its forward pass at the counting size must not disturb the warm state timed above.
         for entry in group:
             if entry.lane is lane and entry.complete is None and entry.state["complexity"] is None:
                 self._count_complexity(entry, lane)
+
+    def _look(
+        self, key: tuple[int, int], group: list[Entry], open_names: set[str], out_of_time: bool
+    ) -> None:
+        """After a round: stop timing the submissions whose verdict is decided (or all, at the cap).
+
+        The baseline is timed while any submission beside it is open; without a baseline there is
+        no ratio to decide, so everyone is timed the minimum number of rounds.
+        """
+        timing = self.config.timing
+        plan = SequentialPlan(
+            limit=timing.ratio_limit,
+            resolution=timing.resolution,
+            min_rounds=timing.min_rounds,
+            max_rounds=timing.max_rounds,
+        )
+        baseline = next((e for e in group if e.name == self.baseline_name and e.ok), None)
+        for entry in group:
+            timed = entry.timed[key]
+            if entry.name not in open_names or entry is baseline:
+                continue
+            if not entry.ok:
+                open_names.discard(entry.name)
+                continue
+            if baseline is None:
+                if len(timed.latencies) >= plan.min_rounds:
+                    open_names.discard(entry.name)
+                continue
+            beside = baseline.timed[key].latencies[: len(timed.latencies)]
+            ratios = paired_round_ratios(timed.latencies, beside)
+            result = look([math.log(ratio) for ratio in ratios], plan)
+            stop = result.stop
+            if stop is None and out_of_time and result.rounds >= plan.min_rounds:
+                stop = "cap"
+            timed.looks.append(result)
+            if stop is not None:
+                timed.stop_reason = stop
+                open_names.discard(entry.name)
+        # Alone (every submission beside it stopped, or none), the baseline still gets min rounds.
+        if (
+            baseline is not None
+            and open_names <= {baseline.name}
+            and len(baseline.timed[key].latencies) >= plan.min_rounds
+        ):
+            open_names.discard(baseline.name)
 
     def _count_complexity(self, entry: Entry, lane: Lane) -> None:
         """Params, FLOPs, activations and #conv, by the worker of the lane that times the entry."""
@@ -565,7 +629,7 @@ class Coordinator:
         """One round of one lane's subgroup: everyone warms up, then takes turns image by image."""
         lane = self.lanes[key[0]]
         timing = self.config.timing
-        rounds = timing.rounds
+        rounds = timing.rounds or timing.max_rounds
         for name in order:
             entry = by_name[name]
             warmup = msg.WarmUp(timing.warmup_seconds, timing.warmup_min_passes, timing.warmup_max_passes)
@@ -647,6 +711,9 @@ class Coordinator:
                 fingerprint_id=fingerprint_id(self.fingerprints[lane.index]),
             ),
             pairing=self._pairing(entry, timed),
+            rounds_used=len(timed.latencies),
+            stop_reason=timed.stop_reason,
+            rounds_until_decided=[result.as_dict() for result in timed.looks],
             retries=entry.retries,
             resumed=resumed,
             per_image=per_image,
@@ -663,14 +730,16 @@ class Coordinator:
         if baseline is None or not baseline.ok:
             return None
         beside = baseline.timed.get((timed.lane.index, timed.group))
-        if beside is None or len(beside.latencies) != len(timed.latencies):
+        if beside is None or len(beside.latencies) < len(timed.latencies):
             return None
-        every = [latency for latencies in beside.latencies for latency in latencies]
+        # The baseline may have been timed on after this entry's verdict was decided: pair its rounds.
+        paired = beside.latencies[: len(timed.latencies)]
+        every = [latency for latencies in paired for latency in latencies]
         return schema.pairing(
             baseline=baseline.name,
             lane=timed.lane.index,
             baseline_mean_ms=statistics.fmean(every),
-            round_ratios=paired_round_ratios(timed.latencies, beside.latencies),
+            round_ratios=paired_round_ratios(timed.latencies, paired),
         )
 
     # -- the whole run --------------------------------------------------------------------------

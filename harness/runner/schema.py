@@ -155,6 +155,9 @@ class ResultRecord(TypedDict):
     timing_session: NotRequired[str]  # id of the run that timed it (cached: theirs); present when ok
     timed_on: NotRequired[TimedOnRecord | None]  # its lane; present when ok, null if migrated from 1
     pairing: NotRequired[PairingRecord | None]  # baseline timed beside it; present when ok, null without
+    rounds_used: NotRequired[int]  # timing rounds it took part in; present when ok (runs since rounds auto)
+    stop_reason: NotRequired[str | None]  # decided, resolution or cap; present when ok, null: fixed rounds
+    rounds_until_decided: NotRequired[list[dict[str, Any]]]  # the rule's look after each round; when ok
     retries: NotRequired[list[str]]  # why its worker was restarted, one line each; written by every run
     resumed: NotRequired[bool]  # the accuracy pass continued a checkpoint; present when ok
     per_image: NotRequired[list[PerImageRow]]  # one row per image; written, empty when failed
@@ -198,7 +201,12 @@ class TimingRecord(TypedDict):
     warmup_max_passes: NotRequired[int]  # most warm-up passes; written by every run
     repeats: NotRequired[int]  # timed calls per image, median kept; written by every run
     cudnn_benchmark: NotRequired[bool]  # torch.backends.cudnn.benchmark during timing; written by every run
-    rounds: NotRequired[int]  # interleaved timing rounds; written by every run
+    rounds: NotRequired[int | None]  # fixed count of timing rounds, null for --rounds auto; every run
+    min_rounds: NotRequired[int]  # fewest rounds of --rounds auto; written by runs since rounds auto
+    max_rounds: NotRequired[int]  # most rounds of --rounds auto; written by runs since rounds auto
+    max_timing_seconds: NotRequired[float | None]  # no new round after this long; null: no limit
+    ratio_limit: NotRequired[float | None]  # what auto decides runtime ratios against; null: none
+    resolution: NotRequired[float]  # auto stops when the interval is this narrow (±); runs since auto
     timeout_seconds: NotRequired[float]  # time limit of one worker; written by every run
     statistic: NotRequired[str]  # runtime figure the constraints compare; written by every run
     threads: NotRequired[int]  # torch threads of each worker; written by every run
@@ -298,6 +306,9 @@ def ok_record(
     timing_session: str,
     timed_on: Mapping[str, Any],
     pairing: Mapping[str, Any] | None,
+    rounds_used: int,
+    stop_reason: str | None,
+    rounds_until_decided: list[dict[str, Any]],
     retries: list[str],
     resumed: bool,
     per_image: list[dict[str, Any]],
@@ -317,6 +328,9 @@ def ok_record(
         "timing_session": timing_session,
         "timed_on": dict(timed_on),
         "pairing": None if pairing is None else dict(pairing),
+        "rounds_used": rounds_used,
+        "stop_reason": stop_reason,
+        "rounds_until_decided": rounds_until_decided,
         "retries": retries,
         "resumed": resumed,
         "per_image": per_image,

@@ -36,6 +36,9 @@ BUNDLED_NAMES: tuple[str, ...] = (
     "rlfn",
     "efdn",
     "span",
+    "known_cost",
+    "known_cost_plus2",
+    "known_cost_copy",
 )
 
 
