@@ -2,7 +2,8 @@
 # What to run the first time one NVIDIA GPU is available (under 8 minutes on samples):
 #   1. the CUDA tests (pytest -m cuda),
 #   2. esr evaluate clb_imdn imdn_baseline --device cuda on the samples, rounds until decided,
-#   3. esr compare on the known-cost pair 2% apart, and on two identical copies.
+#   3. two lanes on one GPU (issue 22: cold first call alone, bounded workers, NVML per lane),
+#   4. esr compare on the known-cost pair 2% apart, and on two identical copies.
 # Each figure is printed on one line as "name: value". --dry-run prints the commands it would run
 # and checks on the CPU that the figures can be read (a tiny fixed-round compare), for CI.
 #
@@ -31,6 +32,16 @@ if kind == "evaluate":
             if c["name"] == "runtime":
                 low, high = c["interval"] or (None, None)
                 print(f"{r['submission']} runtime_ratio: {c['value']:.4f} [{low}, {high}] {c['verdict']}")
+elif kind == "lanes":
+    for lane in doc["lanes"]:
+        state = lane.get("device_state") or {}
+        for when in ("before", "after"):
+            snap = state.get(when) or {}
+            print(f"lane {lane['lane']} ({lane['label']}) {when}: sm {snap.get('sm_clock_mhz')} MHz, "
+                  f"{snap.get('temperature_c')} C, P{snap.get('performance_state')}")
+    for r in doc["results"]:
+        print(f"{r['submission']} first_call_ms: {r['runtime_ms']['first_call_ms']}"
+              f" (lane {r['timed_on']['lane']}, cold call alone on its GPU)")
 else:
     for c in doc["compared"]:
         low, high = c["interval"] or (None, None)
@@ -52,6 +63,11 @@ start=$(date +%s)
 run "$PYTHON" -m pytest -q -m cuda
 run esr evaluate clb_imdn imdn_baseline --data samples --device cuda --force --json "$OUT/evaluate.json" --out "$OUT/evaluate"
 [[ $DRY -eq 0 ]] && figures evaluate "$OUT/evaluate.json"
+# Issue 22's paths in a real run: two lanes on one GPU (the cold first call alone on it, bounded
+# workers, timing subgroups of 2), each lane's NVML state before and after timing.
+run esr evaluate clb_imdn imdn_baseline rfdn_baseline --data samples --devices cuda:0,cuda:0 --rounds 2 \
+  --workers-per-device 2 --force --json "$OUT/two_lanes.json" --out "$OUT/two_lanes"
+[[ $DRY -eq 0 ]] && figures lanes "$OUT/two_lanes.json"
 run esr compare known_cost known_cost_plus2 --data samples --device cuda --force --json "$OUT/compare.json" || true
 [[ $DRY -eq 0 ]] && figures compare "$OUT/compare.json"
 run esr compare known_cost known_cost_copy --data samples --device cuda --force --json "$OUT/copy.json" || true
