@@ -125,6 +125,9 @@ def results_table(run: dict[str, Any]) -> str:
     elif run.get("baseline"):  # a run document from before paired timing
         lines.append(f"x baseline: runtime / {run['baseline']}'s, measured in this run on this device.")
     results = run.get("results", [])
+    rounds = rounds_line(run)
+    if rounds:
+        lines.append(rounds)
     lines += [f"FAILED {r['submission']}: {r['error']}" for r in results if r["status"] != "ok"]
     cached = [r["submission"] for r in results if r["status"] == "ok" and r.get("cached")]
     if cached:
@@ -143,6 +146,24 @@ def results_table(run: dict[str, Any]) -> str:
 def _drop(value: float | None) -> str:
     """A PSNR drop to 4 decimals; float noise around zero (-1e-15) prints as 0.0000, not -0.0000."""
     return _fmt(None if value is None else (0.0 if abs(value) < 5e-5 else value), 4)
+
+
+_STOPPED = {
+    "decided": "decided after {n} rounds",
+    "resolution": "within the resolution after {n} rounds",
+    "cap": "not decided within the cap ({n} rounds)",
+}
+
+
+def rounds_line(run: dict[str, Any]) -> str | None:
+    """How many timing rounds each submission took under ``--rounds auto``, and why it stopped
+    (None for a run with a fixed number of rounds, or one from before rounds until decided)."""
+    stopped = [
+        f"{record['submission']} {_STOPPED[record['stop_reason']].format(n=record.get('rounds_used'))}"
+        for record in run.get("results", [])
+        if record.get("status") == "ok" and record.get("stop_reason") in _STOPPED
+    ]
+    return "Rounds until decided: " + "; ".join(stopped) + "." if stopped else None
 
 
 def cells_summary(run: dict[str, Any]) -> str | None:

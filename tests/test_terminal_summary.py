@@ -159,3 +159,22 @@ def test_the_footer_names_the_ratio_the_column_holds() -> None:
     assert "x baseline: paired runtime ratio to imdn_baseline, timed side by side in this run" in new
     old = results_table(run_document([record("clb_imdn")]))  # written before paired timing
     assert "x baseline: runtime / imdn_baseline's, measured in this run on this device." in old
+
+
+def test_the_summary_says_how_many_rounds_each_submission_took_and_why_it_stopped() -> None:
+    from harness.terminal_summary import rounds_line
+
+    run = {
+        "results": [
+            {"submission": "a", "status": "ok", "rounds_used": 5, "stop_reason": "decided"},
+            {"submission": "b", "status": "ok", "rounds_used": 30, "stop_reason": "cap"},
+            {"submission": "c", "status": "ok", "rounds_used": 9, "stop_reason": "resolution"},
+            {"submission": "base", "status": "ok", "rounds_used": 30, "stop_reason": None},
+            {"submission": "broken", "status": "failed"},
+        ]
+    }
+    assert rounds_line(run) == (
+        "Rounds until decided: a decided after 5 rounds; b not decided within the cap (30 rounds); "
+        "c within the resolution after 9 rounds."
+    )
+    assert rounds_line({"results": [{"submission": "a", "status": "ok", "stop_reason": None}]}) is None
