@@ -254,3 +254,21 @@ def test_deployment_cells_appear_as_a_matrix_of_psnr_drop_and_ratio(
     assert "+0.0123" in table  # the protocol's channel (RGB for ntire2022) is the drop shown
     assert "0.610 [0.580, 0.640]" in table
     assert "needs a GPU (the run was on a CPU)" in table
+
+
+def test_rounds_until_decided_are_plotted_when_a_run_timed_them(synthetic_run: Path, tmp_path: Path) -> None:
+    status, page = make_report(synthetic_run, tmp_path / "fixed.html")
+    assert status == 0 and 'id="rounds"' not in page  # fixed rounds: no plot
+    results = synthetic_run / "results.json"
+    run = json.loads(results.read_text())
+    close = next(record for record in run["results"] if record["submission"] == "close")
+    close["rounds_until_decided"] = [
+        {"rounds": 5, "ratio": 0.52, "interval": [0.40, 0.68], "stop": None},
+        {"rounds": 6, "ratio": 0.51, "interval": [0.45, 0.58], "stop": "decided"},
+    ]
+    close |= {"rounds_used": 6, "stop_reason": "decided"}
+    results.write_text(json.dumps(run))
+    status, page = make_report(synthetic_run, tmp_path / "auto.html")
+    section = page[page.index('id="rounds"') :]
+    assert status == 0 and 'href="#rounds"' in page
+    assert section.index('src="data:image/png;base64,') < section.index("</section>")

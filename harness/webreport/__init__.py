@@ -29,6 +29,7 @@ from harness.provenance import describe_identity, harness_identity
 from harness.webreport.comparisons import BICUBIC, ComparisonRow, Shown, build_comparisons, choose_images
 from harness.webreport.crops import MIN_SIDE, Crop, parse_crop
 from harness.webreport.outputs import OutputSource
+from harness.webreport.rounds_plot import rounds_plot_png
 from harness.webreport.tables import cells_table, constraints_table, leaderboard_table, per_image_table
 
 __all__ = ["Report", "ReportSettings", "build_report", "parse_crop"]
@@ -256,6 +257,7 @@ def build_report(runs: Sequence[RunFile], board: Leaderboard, settings: ReportSe
         "plot_missing": plot_missing,
         "constraints": constraints_table(runs),
         "cells": cells_table(runs, channel),
+        "rounds_plot": _b64(rounds) if (rounds := rounds_plot_png(runs)) is not None else "",
         "per_image": per_image_table(names, metrics, channel) if metrics else None,
         "per_image_lede": f"As the runs recorded them, on {channel.upper()} with the protocol's border of "
         f"{protocol.border} pixels; the best of each row is highlighted.",
