@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -277,7 +278,9 @@ def _timing_settings(
         return dataclasses.replace(timing, rounds=None) if auto else timing
     except TimingValueError as error:
         flag = _TIMING_FLAGS[error.field]
-        raise HarnessError(f"{flag}: must be {error.expected}, got {error.value}") from None
+        # "at least min_rounds (5)" -> "at least --min-rounds (5)": name fields as the flags they are.
+        expected = re.sub(r"\w+", lambda word: _TIMING_FLAGS.get(word[0], word[0]), error.expected)
+        raise HarnessError(f"{flag}: must be {expected}, got {error.value}") from None
 
 
 def run_evaluation(
