@@ -191,6 +191,7 @@ class RoundLogEntry(TypedDict):
     timed_ms: float  # sum of the latencies it measured
     repeated_after_restart: NotRequired[list[str]]  # workers restarted mid-round; present when one was
     subgroup: NotRequired[int]  # the lane's timing subgroup (device sharing); present when not the first
+    dither_seed: NotRequired[int]  # seed of this round's input dithers (harness.runner.dither); runs since it
 
 
 class TimingRecord(TypedDict):
