@@ -233,6 +233,7 @@ class RunDocument(TypedDict):
     timing_session: NotRequired[str]  # id of this run's timing session; written by every run
     retimed: NotRequired[list[str]]  # cached results timed again in this run; written by every run
     cells: NotRequired[list[str]]  # deployment cells measured, fp32 first; written by every run
+    sandbox: NotRequired[dict[str, Any]]  # enabled and bwrap, or enabled false and reason; runs since it
     results: list[ResultRecord]  # one record per submission, baseline last
 
 
@@ -433,6 +434,7 @@ def run_document(
     timing_session: str,
     retimed: list[str],
     cells: list[str],
+    sandbox: dict[str, Any],
     results: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The run document of the current version."""
@@ -450,6 +452,7 @@ def run_document(
         "timing_session": timing_session,
         "retimed": retimed,
         "cells": cells,
+        "sandbox": sandbox,
         "results": results,
     }
 

@@ -365,6 +365,11 @@ def serve(connection: Any, log_path: str) -> None:
     threading.Thread(
         target=_exit_when_orphaned, args=(os.getppid(),), name="esr-orphan-watch", daemon=True
     ).start()
+    answer(connection)
+
+
+def answer(connection: Any) -> None:
+    """Answer requests from ``connection`` until ``Shutdown`` (the loop of every kind of worker)."""
     worker = SubmissionWorker()
     while True:
         request = connection.recv()
