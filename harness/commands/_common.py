@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -349,9 +350,11 @@ def run_evaluation(
 def _sandbox(args: argparse.Namespace) -> sandbox.Sandbox:
     """--sandbox, probed once; Ray lanes are not sandboxed yet, so ``required`` refuses them."""
     if args.executor == "ray" and args.sandbox != "off":
+        reason = "the Ray executor does not sandbox its workers yet"
         if args.sandbox == "required":
-            raise HarnessError("--sandbox required: the Ray executor does not sandbox its workers yet")
-        return sandbox.OFF
+            raise HarnessError(f"--sandbox required: {reason}")
+        print(f"warning: workers run without a sandbox: {reason}", file=sys.stderr)
+        return sandbox.Sandbox(enabled=False, reason=reason)
     return sandbox.decide(args.sandbox)
 
 
