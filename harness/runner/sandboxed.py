@@ -22,8 +22,16 @@ from typing import Any
 
 from harness.runner import messages as msg
 from harness.runner import sandbox
-from harness.runner.process import WorkerProcess
+from harness.runner.process import WorkerLost, WorkerProcess
 from harness.runner.shared_data import SharedSplit
+from harness.runner.worker import log_tail
+from harness.runner.worker_main import READY
+
+# How long a fresh interpreter may take to import torch and the harness before the worker counts
+# as lost; this start-up is the harness's cost, so it is not taken from the submission's budget.
+_START_TIMEOUT_S = 600.0
+# bwrap reports its child's end a moment after the child's socket closes.
+_REPORT_GRACE_S = 5.0
 
 
 class _Sandboxed:
@@ -47,8 +55,10 @@ class _Sandboxed:
             self._popen.kill()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the end, at least a few seconds: a worker whose socket closed is ending, and
+        its exit status (quoted in the failure reason) comes through bwrap a moment later."""
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self._popen.wait(timeout)
+            self._popen.wait(None if timeout is None else max(timeout, _REPORT_GRACE_S))
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
@@ -100,7 +110,20 @@ class SandboxedWorkerProcess(WorkerProcess):
                 line, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(theirs.fileno(),)
             )
         theirs.close()
-        return Connection(ours.detach()), _Sandboxed(popen)
+        connection, process = Connection(ours.detach()), _Sandboxed(popen)
+        try:
+            started = connection.poll(_START_TIMEOUT_S) and connection.recv_bytes() == READY
+        except (EOFError, OSError):
+            started = False
+        if not started:
+            process.kill()
+            process.join(_REPORT_GRACE_S)
+            process.release()
+            tail = log_tail(self.log_path)
+            raise WorkerLost(
+                "sandboxed worker did not start" + (f"; its last output: {tail}" if tail else "")
+            )
+        return connection, process
 
     def request(self, request: msg.Request, on_progress: Any = None, doing: str = "") -> msg.Reply:
         """As for any worker; a :class:`Load` is sent naming the images in shared memory."""
