@@ -177,6 +177,7 @@ def test_the_builders_write_only_keys_the_schema_names() -> None:
         timing_session="s",
         retimed=[],
         cells=["fp32"],
+        sandbox={"enabled": False, "reason": "--sandbox off"},
         results=[judged],
     )
     assert set(document) == _keys(schema.RunDocument) and set(lanes[0]) == _keys(schema.LaneRecord)

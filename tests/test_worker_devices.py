@@ -62,13 +62,13 @@ def test_the_first_warm_up_primes_every_input_size_once() -> None:
     model = ShapeRecorder()
     worker = _worker_with(model, images)
 
-    worker.warm_up(msg.WarmUp(seconds=0.0, min_passes=2, max_passes=2))
+    worker.warm_up(msg.WarmUp(seconds=0.0, min_passes=2, max_passes=2, dither_seed=1))
     primed = model.seen[:-2]  # the last two calls are the warm-up passes on image 0
     assert sorted(primed) == [(1, 3, 6, 14), (1, 3, 12, 10)]
     assert model.seen[-2:] == [(1, 3, 8, 10)] * 2
 
     model.seen.clear()
-    worker.warm_up(msg.WarmUp(seconds=0.0, min_passes=1, max_passes=1))
+    worker.warm_up(msg.WarmUp(seconds=0.0, min_passes=1, max_passes=1, dither_seed=2))
     assert model.seen == [(1, 3, 8, 10)]  # later rounds' warm-ups do not prime again
 
 
@@ -76,7 +76,7 @@ def test_no_priming_when_the_protocol_turns_warm_up_off() -> None:
     images = [np.zeros((8, 10, 3), np.uint8), np.zeros((6, 6, 3), np.uint8)]
     model = ShapeRecorder()
     worker = _worker_with(model, images)
-    assert worker.warm_up(msg.WarmUp(seconds=0.0, min_passes=0, max_passes=0)).passes == 0
+    assert worker.warm_up(msg.WarmUp(seconds=0.0, min_passes=0, max_passes=0, dither_seed=3)).passes == 0
     assert model.seen == []
 
 

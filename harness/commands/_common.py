@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import os
 import re
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard, RunFile, annotate_published, build_leaderboard
 from harness.metrics.fidelity import WINDOW_SIZE as SSIM_WINDOW
 from harness.protocols import Protocol, TimingSettings, TimingValueError, load_protocol
-from harness.runner import RunConfig, evaluate_run, worker_threads
+from harness.runner import RunConfig, evaluate_run, sandbox, worker_threads
 from harness.runner.device_sharing import DEFAULT_WORKERS_PER_DEVICE
 from harness.runner.lanes import Executor, LocalExecutor
 from harness.submissions import resolve_submission
@@ -133,6 +134,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="Ray lanes: bundles of one GPU, or of --threads CPUs (default: every GPU; 1 on CPUs)",
+    )
+    parser.add_argument(
+        "--sandbox",
+        choices=sandbox.MODES,
+        default="auto",
+        help="run workers under bubblewrap: auto (where the host allows it, else warn), required, off "
+        "(default: auto; docs/integrity.md)",
     )
     parser.add_argument("--weights", type=Path, default=None, help="weights file for a single submission")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per image, median kept")
@@ -331,9 +339,10 @@ def run_evaluation(
         log_dir=log_dir,
         workers_per_device=getattr(args, "workers_per_device", DEFAULT_WORKERS_PER_DEVICE),
         cells=_cells(getattr(args, "cells", "fp32")),
+        sandbox=_sandbox(args),
     )
     baseline = submissions[0] if reference else resolve_submission(protocol.baseline)
-    executor = _executor(args, device)
+    executor = _executor(args, device, config.sandbox)
     try:
         run = evaluate_run(submissions, dataset, config, baseline=baseline, executor=executor)
     finally:
@@ -341,7 +350,18 @@ def run_evaluation(
     return run if reference else apply_constraints(run, protocol)
 
 
-def _executor(args: argparse.Namespace, device: torch.device) -> Executor:
+def _sandbox(args: argparse.Namespace) -> sandbox.Sandbox:
+    """--sandbox, probed once; Ray lanes are not sandboxed yet, so ``required`` refuses them."""
+    if args.executor == "ray" and args.sandbox != "off":
+        reason = "the Ray executor does not sandbox its workers yet"
+        if args.sandbox == "required":
+            raise HarnessError(f"--sandbox required: {reason}")
+        print(f"warning: workers run without a sandbox: {reason}", file=sys.stderr)
+        return sandbox.Sandbox(enabled=False, reason=reason)
+    return sandbox.decide(args.sandbox)
+
+
+def _executor(args: argparse.Namespace, device: torch.device, sandboxed: sandbox.Sandbox) -> Executor:
     """The lanes of the run: --devices on this machine, or --ray-workers lanes of a Ray cluster."""
     if args.executor == "ray":
         if args.devices is not None:
@@ -360,13 +380,13 @@ def _executor(args: argparse.Namespace, device: torch.device) -> Executor:
         if getattr(args, flag) is not None:
             raise HarnessError(f"--{flag.replace('_', '-')}: applies to --executor ray")
     if args.devices is None:
-        return LocalExecutor([device])
+        return LocalExecutor([device], sandbox=sandboxed)
     devices = [resolve_device(name.strip()) for name in args.devices.split(",") if name.strip()]
     if not devices or {d.type for d in devices} != {device.type}:
         raise HarnessError(
             f"--devices {args.devices}: give devices of one kind, like --device ({device.type})"
         )
-    return LocalExecutor(devices)
+    return LocalExecutor(devices, sandbox=sandboxed)
 
 
 def default_run_dir() -> Path:

@@ -24,6 +24,7 @@ from harness.cells import GPU_ONLY_CELLS, cell_record, unavailable
 from harness.runner import schema
 from harness.runner.coordinator import Coordinator, Entry
 from harness.runner.lanes import Executor, LocalExecutor
+from harness.runner.sandbox import Sandbox
 from harness.runner.settings import RunConfig, TimingSettings, worker_threads
 from harness.submissions import Submission
 from harness.timing import fingerprint_id
@@ -31,6 +32,9 @@ from harness.timing import fingerprint_id
 if TYPE_CHECKING:
     from harness.data import Dataset
 
+
+# An executor that does not run its workers under bwrap (Ray lanes, for now).
+NOT_SANDBOXED = Sandbox(enabled=False, reason="this executor does not sandbox its workers")
 
 __all__ = ["RunConfig", "TimingSettings", "evaluate_run", "worker_threads"]
 
@@ -50,7 +54,8 @@ def evaluate_run(
     submission): it is how a user evaluates their own checkpoint with a bundled architecture
     (``esr evaluate clb_imdn --weights mine.pth``). The baseline always uses its own weights.
     """
-    executor = executor or LocalExecutor([config.device])
+    own_executor = executor is None
+    executor = executor or LocalExecutor([config.device], sandbox=config.sandbox)
     threads = worker_threads(config.threads, config.device)
     entries = [Entry(submission, "submission", config.weights) for submission in submissions]
     if baseline is not None and baseline.name not in {sub.name for sub in submissions}:
@@ -58,8 +63,12 @@ def evaluate_run(
     coordinator = Coordinator(
         dataset, config, entries, baseline.name if baseline is not None else None, executor, threads
     )
-    results, retimed = coordinator.run()
-    cells = _run_cells(submissions, dataset, config, baseline, executor, threads)
+    try:
+        results, retimed = coordinator.run()
+        cells = _run_cells(submissions, dataset, config, baseline, executor, threads)
+    finally:
+        if own_executor:
+            executor.close()
     if cells:
         results = [_with_cells(record, cells) for record in results]
     first = coordinator.fingerprints[0]
@@ -97,6 +106,7 @@ def evaluate_run(
         timing_session=coordinator.session,
         retimed=retimed,
         cells=list(config.cells),
+        sandbox=getattr(executor, "sandbox", NOT_SANDBOXED).record(),
         results=results,
     )
 

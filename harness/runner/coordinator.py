@@ -40,6 +40,7 @@ from harness.runner import messages as msg
 from harness.runner import schema
 from harness.runner.cache import PartialSlot, ResultCache, cache_key
 from harness.runner.device_sharing import DeviceGate, WorkerBudget, timing_subgroups
+from harness.runner.dither import derive_seed
 from harness.runner.lanes import Executor, Lane, WorkerHandle
 from harness.runner.process import WorkerLost
 from harness.runner.settings import RunConfig
@@ -549,7 +550,7 @@ class Coordinator:
                     timed = entry.timed[key]
                     before = rounds_before[entry.name]
                     del timed.latencies[before:], timed.warmup_passes[before:]
-                log = self._time_round(key, by_name, order, round_index, images)
+                log = self._time_round(key, by_name, order, round_index, images, attempt=1)
                 log["repeated_after_restart"] = [entry.name for entry in restarted]
             self.round_log.append(log)
             if timing.rounds is None:
@@ -625,14 +626,25 @@ class Coordinator:
         order: list[str],
         round_index: int,
         images: int,
+        attempt: int = 0,
     ) -> dict[str, Any]:
-        """One round of one lane's subgroup: everyone warms up, then takes turns image by image."""
+        """One round of one lane's subgroup: everyone warms up, then takes turns image by image.
+
+        Every call's input is dithered from a seed derived from the round's (recorded in its log),
+        the submission and the image; a round measured again gets new seeds.
+        """
         lane = self.lanes[key[0]]
         timing = self.config.timing
         rounds = timing.rounds or timing.max_rounds
+        dither_seed = derive_seed(self.seed, "dither", *key, round_index, attempt)
         for name in order:
             entry = by_name[name]
-            warmup = msg.WarmUp(timing.warmup_seconds, timing.warmup_min_passes, timing.warmup_max_passes)
+            warmup = msg.WarmUp(
+                timing.warmup_seconds,
+                timing.warmup_min_passes,
+                timing.warmup_max_passes,
+                derive_seed(dither_seed, name, "warm-up"),
+            )
             reply = self._ask(entry, lane, warmup, f"the warm-up of timing round {round_index + 1}")
             if isinstance(reply, msg.WarmedUp):
                 entry.timed[key].warmup_passes.append(reply.passes)
@@ -643,7 +655,8 @@ class Coordinator:
             for name in turn_order(order, index):
                 entry = by_name[name]
                 doing = f"timing round {round_index + 1} at image {index + 1}/{images}"
-                reply = self._ask(entry, lane, msg.TimeImage(index, timing.repeats), doing)
+                request = msg.TimeImage(index, timing.repeats, derive_seed(dither_seed, name, index))
+                reply = self._ask(entry, lane, request, doing)
                 if isinstance(reply, msg.Timed):
                     entry.timed[key].latencies[-1].append(reply.milliseconds)
                     timed_ms += reply.milliseconds
@@ -652,7 +665,13 @@ class Coordinator:
                         entry, lane.label, f"timing round {round_index + 1}/{rounds}", done, rounds * images
                     )
         wall_ms = (time.perf_counter() - started) * 1000.0
-        log = {"lane": lane.label, "order": order, "wall_ms": wall_ms, "timed_ms": timed_ms}
+        log = {
+            "lane": lane.label,
+            "order": order,
+            "wall_ms": wall_ms,
+            "timed_ms": timed_ms,
+            "dither_seed": dither_seed,
+        }
         return log if key[1] == 0 else {**log, "subgroup": key[1]}
 
     # -- records --------------------------------------------------------------------------------

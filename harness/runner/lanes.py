@@ -13,6 +13,7 @@ executor (:mod:`harness.runner.ray_lanes`) runs them as actors of a Ray cluster.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ import torch
 
 from harness.runner import messages as msg
 from harness.runner.process import WorkerProcess
+from harness.runner.sandbox import OFF, Sandbox
+from harness.runner.sandboxed import SandboxedWorkerProcess
+from harness.runner.shared_data import SharedSplit, copy_to_shared_memory
 from harness.timing import device_fingerprint, nvml_snapshot
 
 
@@ -77,9 +81,13 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """One lane per device of this machine; each worker is a process forked for it."""
+    """One lane per device of this machine; each worker is a process forked for it, or, with an
+    enabled ``sandbox``, a fresh interpreter under ``bwrap`` that reads the run's images from a
+    copy in shared memory (made at the first start, removed by :meth:`close`)."""
 
-    def __init__(self, devices: Sequence[torch.device]) -> None:
+    def __init__(self, devices: Sequence[torch.device], sandbox: Sandbox = OFF) -> None:
+        self.sandbox = sandbox
+        self._shared: dict[Path, SharedSplit] = {}  # by the folder of the decoded images
         self.lanes = [
             Lane(
                 index,
@@ -92,7 +100,15 @@ class LocalExecutor:
         ]
 
     def start(self, lane: Lane, name: str, load: msg.Load, log_path: Path, budget_s: float) -> WorkerHandle:
-        return WorkerProcess(name, log_path, budget_s)
+        if not self.sandbox.enabled:
+            return WorkerProcess(name, log_path, budget_s)
+        assert self.sandbox.bwrap is not None
+        if load.split.folder not in self._shared:
+            self._shared[load.split.folder] = copy_to_shared_memory(load.split)
+        split = self._shared[load.split.folder]
+        return SandboxedWorkerProcess(
+            name, log_path, budget_s, bwrap=self.sandbox.bwrap, load=load, split=split
+        )
 
     def fingerprint(self, lane: Lane, threads: int) -> dict[str, Any]:
         # The workers' thread count, not this process's, is what decides their runtimes.
@@ -102,4 +118,7 @@ class LocalExecutor:
         return nvml_snapshot(lane.device)
 
     def close(self) -> None:
-        """Nothing to release: each worker is closed by the coordinator."""
+        """Remove the images copied to shared memory; each worker is closed by the coordinator."""
+        for split in self._shared.values():
+            shutil.rmtree(split.folder, ignore_errors=True)
+        self._shared.clear()

@@ -76,19 +76,26 @@ class PrepareTiming:
 
 @dataclass(frozen=True)
 class WarmUp:
-    """Forward passes on the first image until ``seconds`` have passed (within the pass bounds)."""
+    """Forward passes on the first image until ``seconds`` have passed (within the pass bounds).
+
+    Each pass (and the first warm-up's priming of other input sizes) gets the image dithered from
+    a seed derived from ``dither_seed`` (:mod:`harness.runner.dither`).
+    """
 
     seconds: float
     min_passes: int
     max_passes: int
+    dither_seed: int
 
 
 @dataclass(frozen=True)
 class TimeImage:
-    """Time the forward pass of image ``index`` ``repeats`` times on a fresh copy of its input."""
+    """Time the forward pass of image ``index`` ``repeats`` times, each on the image dithered from a
+    seed derived from ``dither_seed`` and the repeat's number (:mod:`harness.runner.dither`)."""
 
     index: int
     repeats: int
+    dither_seed: int
 
 
 @dataclass(frozen=True)

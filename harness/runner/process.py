@@ -60,13 +60,19 @@ class WorkerProcess:
         self.remaining_s = budget_s
         self.retries: list[str] = []  # a local worker is never restarted
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection, self._process = self._start()
+
+    def _start(self) -> tuple[Any, Any]:
+        """Start the process; its connection and a handle with ``sentinel``, ``exitcode``,
+        ``is_alive``, ``kill`` and ``join`` (a :class:`multiprocessing.Process` here)."""
         context = _context()
-        self._connection, child = context.Pipe()
-        self._process = context.Process(
-            target=serve, args=(child, str(log_path)), name=f"esr-worker:{name}", daemon=False
+        connection, child = context.Pipe()
+        process = context.Process(
+            target=serve, args=(child, str(self.log_path)), name=f"esr-worker:{self.name}", daemon=False
         )
-        self._process.start()
+        process.start()
         child.close()
+        return connection, process
 
     def _lost(self, what: str, doing: str) -> WorkerLost:
         tail = log_tail(self.log_path)

@@ -191,6 +191,7 @@ class RoundLogEntry(TypedDict):
     timed_ms: float  # sum of the latencies it measured
     repeated_after_restart: NotRequired[list[str]]  # workers restarted mid-round; present when one was
     subgroup: NotRequired[int]  # the lane's timing subgroup (device sharing); present when not the first
+    dither_seed: NotRequired[int]  # seed of this round's input dithers (harness.runner.dither); runs since it
 
 
 class TimingRecord(TypedDict):
@@ -232,6 +233,7 @@ class RunDocument(TypedDict):
     timing_session: NotRequired[str]  # id of this run's timing session; written by every run
     retimed: NotRequired[list[str]]  # cached results timed again in this run; written by every run
     cells: NotRequired[list[str]]  # deployment cells measured, fp32 first; written by every run
+    sandbox: NotRequired[dict[str, Any]]  # enabled and bwrap, or enabled false and reason; runs since it
     results: list[ResultRecord]  # one record per submission, baseline last
 
 
@@ -432,6 +434,7 @@ def run_document(
     timing_session: str,
     retimed: list[str],
     cells: list[str],
+    sandbox: dict[str, Any],
     results: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The run document of the current version."""
@@ -449,6 +452,7 @@ def run_document(
         "timing_session": timing_session,
         "retimed": retimed,
         "cells": cells,
+        "sandbox": sandbox,
         "results": results,
     }
 

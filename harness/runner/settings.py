@@ -10,6 +10,7 @@ import torch
 
 from harness.protocols import TimingSettings
 from harness.runner.device_sharing import DEFAULT_WORKERS_PER_DEVICE
+from harness.runner.sandbox import OFF, Sandbox
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class RunConfig:
     workers_per_device: int = DEFAULT_WORKERS_PER_DEVICE  # live workers on one device at once
     # Deployment cells (harness.cells) measured beside the protocol's fp32 eager figure, never ranked.
     cells: tuple[str, ...] = ("fp32",)
+    # Whether workers run under bwrap (harness.runner.sandbox.decide: probed once, by the command).
+    sandbox: Sandbox = OFF
 
 
 def worker_threads(requested: int | None, device: torch.device) -> int:

@@ -148,3 +148,20 @@ def _decode_into(
             }
         )
     write_json_atomic(folder / "index.json", {"content_sha256": content_sha256, "images": entries})
+
+
+def copy_to_shared_memory(split: SharedSplit, root: Path = Path("/dev/shm")) -> SharedSplit:
+    """A copy of ``split``'s arrays in a fresh folder under ``root`` (shared memory), for sandboxed
+    workers: they map the images from there and never see the decoded-image cache or its path.
+
+    The caller removes the folder (``shutil.rmtree(copy.folder)``) when the run is over.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="esr-images-", dir=root))
+    images = []
+    for image in split.images:
+        copied = [None if path is None else folder / path.name for path in (image.lr, image.hr, image.hr_y)]
+        for source, target in zip((image.lr, image.hr, image.hr_y), copied, strict=True):
+            if source is not None and target is not None:
+                shutil.copyfile(source, target)
+        images.append(SharedImage(image.name, *copied))  # type: ignore[arg-type]
+    return SharedSplit(folder, tuple(images))

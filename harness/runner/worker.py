@@ -11,10 +11,11 @@ submission cannot change what the next one sees or how it is timed, and a crash 
   and its Y plane: on a GPU with torch on the device, right after the forward pass; on the CPU with
   :mod:`harness.metrics.fidelity` on a background thread, overlapping the next forward pass. Peak
   device memory is read right after each forward pass, before any scoring allocates.
-* **Performance pass.** Inputs are put on the device once, and before the first warm-up each input
-  size other than image 0's gets one untimed forward pass; then the worker does nothing but
-  forward passes when told, each on a fresh copy of its input made outside the timed span: no
-  decoding, no metrics, no writes.
+* **Performance pass.** Inputs are put on the device once (as uint8 levels), and before the first
+  warm-up each input size other than image 0's gets one untimed forward pass; then the worker does
+  nothing but forward passes when told, each on a freshly dithered input (:mod:`harness.runner.dither`,
+  from the seed the request carries) made outside the timed span: no call repeats an input, and
+  there is no decoding, no metrics, no writes.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from harness.data import write_png
 from harness.errors import HarnessError
 from harness.metrics import score_output, to_tensor
 from harness.runner import messages as msg
+from harness.runner.dither import derive_seed, device_pixels, dithered
 from harness.runner.forward import forward
 from harness.submissions import LoadedModel, load_resolved
 from harness.submissions.building import summarise_exception
@@ -293,23 +295,23 @@ class SubmissionWorker:
 
     def prepare_timing(self) -> msg.TimingReady:
         split = self.request.split  # type: ignore[union-attr]
-        self.inputs = [self._input(index) for index in range(len(split))]
+        self.inputs = [device_pixels(np.array(split.lr(index)), self.device) for index in range(len(split))]
         return msg.TimingReady()
 
-    def _fresh_call(self, index: int) -> Callable[[], torch.Tensor]:
-        """A forward pass on a copy of the device input, copied now (outside any timed span).
+    def _fresh_call(self, index: int, seed: int) -> Callable[[], torch.Tensor]:
+        """A forward pass on image ``index`` dithered from ``seed``, made now (outside any timed span).
 
         A worker that was restarted (Ray) has lost its device inputs: they are put there again
         first; the coordinator measures such a round again anyway.
         """
         if not self.inputs:
             self.prepare_timing()
-        fresh = self.inputs[index].clone()
+        fresh = dithered(self.inputs[index], seed, self.request.submission.input_range)  # type: ignore[union-attr]
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return self._forward(fresh)
 
-    def _prime_every_input_size(self) -> None:
+    def _prime_every_input_size(self, seed: int) -> None:
         """One untimed forward pass for each distinct input size, image 0's aside.
 
         The warm-up repeats image 0; per-size setup (cuDNN plans with ``cudnn.benchmark``, lazily
@@ -323,16 +325,18 @@ class SubmissionWorker:
         for index, image in enumerate(self.inputs):
             if tuple(image.shape) not in seen:
                 seen.add(tuple(image.shape))
-                self.timer.time(self._fresh_call(index))
+                self.timer.time(self._fresh_call(index, derive_seed(seed, "prime", index)))
         self.sizes_primed = True
 
     def warm_up(self, request: msg.WarmUp) -> msg.WarmedUp:
         assert self.timer is not None
         if not self.sizes_primed and request.max_passes > 0:
-            self._prime_every_input_size()
+            self._prime_every_input_size(request.dither_seed)
+        seeds = (derive_seed(request.dither_seed, "warm-up", number) for number in range(request.max_passes))
+        # The dither is drawn inside the warm-up's timed calls: warm-up latencies are never kept.
         passes = warm_up(
             self.timer,
-            lambda: self._fresh_call(0)(),
+            lambda: self._fresh_call(0, next(seeds))(),
             min_seconds=request.seconds,
             min_passes=request.min_passes,
             max_passes=request.max_passes,
@@ -342,7 +346,10 @@ class SubmissionWorker:
     def time_image(self, request: msg.TimeImage) -> msg.Timed:
         assert self.timer is not None
         latencies = [
-            time_call(self.timer, self._fresh_call(request.index))[1] for _ in range(request.repeats)
+            time_call(self.timer, self._fresh_call(request.index, derive_seed(request.dither_seed, repeat)))[
+                1
+            ]
+            for repeat in range(request.repeats)
         ]
         # statistics, not NumPy: np.median's first call imports numpy.ma, 16 ms inside the round.
         return msg.Timed(request.index, statistics.median(latencies))
@@ -358,6 +365,11 @@ def serve(connection: Any, log_path: str) -> None:
     threading.Thread(
         target=_exit_when_orphaned, args=(os.getppid(),), name="esr-orphan-watch", daemon=True
     ).start()
+    answer(connection)
+
+
+def answer(connection: Any) -> None:
+    """Answer requests from ``connection`` until ``Shutdown`` (the loop of every kind of worker)."""
     worker = SubmissionWorker()
     while True:
         request = connection.recv()
