@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.atomic import write_text_atomic
 from harness.commands._common import leaderboard_of
-from harness.leaderboard import DEFAULT_WIDTH, FORMATS, STYLES, load_run, render, write_plot
+from harness.leaderboard import DEFAULT_WIDTH, FORMATS, load_run, render, styles, write_plot
 
 NAME = "leaderboard"
 HELP = (
@@ -33,11 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--published",
         action="store_true",
         help="add the published rows (official NTIRE 2022 table, the seed's Table 2 with --style table2, "
-        "or the edition's results.txt with --style ntire2024/ntire2026)",
+        "or, with an edition's score style, its results.txt where the edition publishes one)",
     )
     parser.add_argument(
         "--style",
-        choices=STYLES,
+        choices=styles(),
         default="ntire2022",
         help="table layout: the 2022 tracks, Table 2, or a 2024+ edition's score (default ntire2022)",
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.atomic import write_text_atomic
 from harness.commands._common import add_weights_source_options, add_zoo_option, leaderboard_of
-from harness.leaderboard import STYLES, load_run
+from harness.leaderboard import load_run, styles
 from harness.timing import resolve_device
 from harness.webreport import ReportSettings, build_report, parse_crop
 
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=Path("report.html"), help="the HTML file (default report.html)"
     )
     parser.add_argument(
-        "--style", choices=STYLES, default="ntire2022", help="leaderboard layout (default ntire2022)"
+        "--style", choices=styles(), default="ntire2022", help="leaderboard layout (default ntire2022)"
     )
     parser.add_argument(
         "--published",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -28,12 +29,12 @@ from harness.leaderboard.render import DEFAULT_WIDTH, FORMATS, render
 from harness.leaderboard.runs import RunFile, check_comparable, load_run
 from harness.leaderboard.table import Leaderboard
 from harness.leaderboard.table2 import build_table2
-from harness.protocols import Protocol, load_protocol
+from harness.protocols import Protocol, list_protocols, load_protocol
 
 __all__ = [
     "DEFAULT_WIDTH",
     "FORMATS",
-    "STYLES",
+    "BUILT_IN_STYLES",
     "Leaderboard",
     "RunFile",
     "annotate_published",
@@ -41,13 +42,29 @@ __all__ = [
     "load_run",
     "protocol_of",
     "render",
+    "score_styles",
+    "styles",
     "write_plot",
 ]
 
-# The 2022 track and Table-2 styles, then one score style per 2024+ edition (named as its protocol).
-SCORE_STYLES: tuple[str, ...] = ("ntire2024", "ntire2025", "ntire2026")
-STYLES: tuple[str, ...] = ("ntire2022", "table2", *SCORE_STYLES)
+# The styles with builders of their own: the 2022 tracks and the seed's Table 2.
+BUILT_IN_STYLES: tuple[str, ...] = ("ntire2022", "table2")
 DEFAULT_PROTOCOL = "ntire2022"
+
+
+@lru_cache(maxsize=1)
+def score_styles() -> tuple[str, ...]:
+    """One style per shipped protocol that states a ranking score (2024 on), named as the protocol.
+
+    Derived from ``harness/protocols/*.yaml``, so an edition's protocol file with a ``score`` adds its
+    style; one builder (``build_edition``) serves them all from the protocol's fields.
+    """
+    return tuple(name for name in list_protocols() if load_protocol(name).score is not None)
+
+
+def styles() -> tuple[str, ...]:
+    """Every leaderboard style: the built-in ones, then the score styles."""
+    return (*BUILT_IN_STYLES, *score_styles())
 
 
 def protocol_of(runs: Sequence[RunFile], default: str = DEFAULT_PROTOCOL) -> Protocol:
@@ -68,11 +85,11 @@ def build_leaderboard(
     Runs of different protocol versions or device fingerprints are refused (HarnessError). With no
     run, ``published_dir`` is required and the published table alone is built.
     """
-    if style not in STYLES:
-        raise HarnessError(f"--style {style}: expected one of {', '.join(STYLES)}")
+    if style not in styles():
+        raise HarnessError(f"--style {style}: expected one of {', '.join(styles())}")
     if not runs and published_dir is None:
         raise HarnessError("nothing to show: give a run directory or JSON file, or --published")
-    if style in SCORE_STYLES:
+    if style in score_styles():
         protocol = protocol_of(runs, default=style)
         if protocol.name != style:
             raise HarnessError(

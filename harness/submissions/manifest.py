@@ -20,8 +20,10 @@ from harness.yaml_schema import YamlMapping, read_yaml
 MANIFEST_NAME = "submission.yaml"
 VALID_INPUT_RANGES = (1.0, 255.0)
 # Submissions named "<edition>:<team|id|all>" are official models of that edition's repository,
-# built by harness.zoo from a checkout of it.
-ZOO_EDITIONS: tuple[str, ...] = ("ntire2022", "ntire2023", "ntire2024", "ntire2025", "ntire2026")
+# built by harness.zoo from a checkout of it. The editions are the registries harness/zoo/<edition>.yaml
+# (package data, read here by file name only): adding an edition's registry file adds its prefix.
+ZOO_REGISTRY_DIR = Path(__file__).resolve().parents[1] / "zoo"
+ZOO_EDITIONS: tuple[str, ...] = tuple(sorted(path.stem for path in ZOO_REGISTRY_DIR.glob("*.yaml")))
 ZOO_PREFIX = "ntire2022:"  # the first edition's prefix, kept for the names its registry gives
 
 
