@@ -32,7 +32,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray,deploy]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray,deploy,zoo]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

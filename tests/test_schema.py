@@ -153,7 +153,7 @@ def test_the_builders_write_only_keys_the_schema_names() -> None:
         per_image=[row],
     )
     judged = schema.with_cells(schema.judged_record(schema.with_cached(ok, cached=False), [], False), {})
-    optional = {"integrity", "sandbox", "placement"}  # added by other parts when they run
+    optional = {"integrity", "sandbox"}  # added by other parts when they run
     assert set(judged) == _keys(schema.ResultRecord) - optional
     timing = schema.timing_record(
         TimingSettings().as_dict(), threads=1, device="cpu", seed=0, round_log=[], torch_settings=None

@@ -21,6 +21,7 @@ from harness.protocols import load_protocol
 from harness.submissions import Submission, build_model
 from harness.submissions.building import run_after_load
 from harness.submissions.manifest import zoo_edition
+from harness.submissions.placement import CudaOnCpu
 
 NAME = "summary"
 HELP = "count params, FLOPs, activations and #conv of submissions (CPU, no weights or data needed)"
@@ -148,15 +149,24 @@ def _count(submission: Submission, counter: str, input_size: tuple[int, int, int
             "error": submission.unsupported,
             "input_size": list(input_size),
         }
+    mapping = CudaOnCpu()  # counts are taken on the CPU: code written for CUDA is placed there
     try:
-        model = run_after_load(submission, build_model(submission))
-        complexity = complexity_record(model, counter, input_size)
+        with mapping:
+            model = run_after_load(submission, build_model(submission))
+            complexity = complexity_record(model, counter, input_size)
     except Exception as error:  # noqa: BLE001 - one failing model never stops the others
         needs_gpu = submission.needs_cuda or _raised_in_torch_cuda(error)
         status = "needs_gpu" if needs_gpu and not torch.cuda.is_available() else "failed"
         message = str(error) if isinstance(error, HarnessError) else f"{type(error).__name__}: {error}"
         return {**record, "status": status, "error": message, "input_size": list(input_size)}
-    return {**record, "status": "ok", "error": None, **complexity, "input_size": list(input_size)}
+    return {
+        **record,
+        "status": "ok",
+        "error": None,
+        **complexity,
+        "placement": mapping.placement,
+        "input_size": list(input_size),
+    }
 
 
 def _raised_in_torch_cuda(error: BaseException) -> bool:

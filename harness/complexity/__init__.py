@@ -297,6 +297,9 @@ RECORD_FIELDS: tuple[str, ...] = (
     "fvcore_unsupported_ops",
     "fvcore_uncounted_work",
     "counter_errors",
+    # not from complexity_record: "cuda calls mapped to cpu" when the submission's CUDA placements ran
+    # on the CPU (harness.submissions.placement), else None; the worker adds it to its counts
+    "placement",
 )
 
 

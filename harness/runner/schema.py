@@ -167,7 +167,7 @@ class ResultRecord(TypedDict):
     integrity: NotRequired[dict[str, Any]]  # integrity checks of the submission; present when they ran
     cells: NotRequired[dict[str, dict[str, Any]]]  # each cell's cell_record; present when --cells adds one
     sandbox: NotRequired[dict[str, Any]]  # how the worker was confined; present when it ran sandboxed
-    placement: NotRequired[dict[str, Any]]  # where the worker was placed; present when the executor tells
+    placement: NotRequired[str | None]  # "cuda calls mapped to cpu" when they were; null otherwise; when ok
 
 
 class LaneRecord(TypedDict):

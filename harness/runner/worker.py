@@ -20,6 +20,7 @@ submission cannot change what the next one sees or how it is timed, and a crash 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
@@ -46,6 +47,7 @@ from harness.runner.dither import derive_seed, device_pixels, dithered
 from harness.runner.forward import forward
 from harness.submissions import LoadedModel, load_resolved
 from harness.submissions.building import summarise_exception
+from harness.submissions.placement import CudaOnCpu
 from harness.timing import PeakMemory, Timer, make_timer, time_call, warm_up
 
 Scored = tuple[np.ndarray | None, dict[str, Any]]  # the uint8 SR pixels (when kept) and the scores
@@ -132,18 +134,29 @@ class SubmissionWorker:
         self.timer: Timer | None = None
         self.inputs: list[torch.Tensor] = []
         self.sizes_primed = False  # one untimed forward pass per input size, before the first round
+        self.cuda_on_cpu = CudaOnCpu()  # entered around each request when the device is the CPU
 
     # -- dispatch -------------------------------------------------------------------------------
 
     def handle(self, request: msg.Request) -> Iterator[msg.Reply]:
-        """The replies to one request: one, or for the accuracy pass one per image and a last one."""
+        """The replies to one request: one, or for the accuracy pass one per image and a last one.
+
+        On the CPU the request runs with the submission's CUDA placements mapped to the CPU
+        (patched for the request, restored after it: the worker's own process is left as it was).
+        """
+        device = torch.device(request.device if isinstance(request, msg.Load) else self.device)
+        with self.cuda_on_cpu if device.type == "cpu" else contextlib.nullcontext():
+            yield from self._handle(request)
+
+    def _handle(self, request: msg.Request) -> Iterator[msg.Reply]:
         try:
             if isinstance(request, msg.Load):
                 yield self.load(request)
             elif isinstance(request, msg.Accuracy):
                 yield from self.accuracy(request)
             elif isinstance(request, msg.CountComplexity):
-                yield msg.ComplexityCounted(complexity_record(self._model(), request.counter))
+                counts = complexity_record(self._model(), request.counter)
+                yield msg.ComplexityCounted({**counts, "placement": self.cuda_on_cpu.placement})
             elif isinstance(request, msg.PrepareTiming):
                 yield self.prepare_timing()
             elif isinstance(request, msg.WarmUp):

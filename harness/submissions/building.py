@@ -33,13 +33,23 @@ KNOWN_OPTIONAL_DEPENDENCIES: dict[str, str] = {
     "cv2": "opencv-python-headless",
     "scipy": "scipy",
     "thop": "thop",
-    "mmcv": "mmcv",
+    "mmcv": "mmcv-lite",
+    "mmengine": "mmengine",
+    "basicsr": "basicsr",
+}
+# Packages that compile CUDA kernels when installed: there is no install for a machine without CUDA.
+CUDA_ONLY_PACKAGES: dict[str, str] = {"mamba_ssm": "mamba-ssm", "selective_scan": "selective-scan"}
+# Modules that an installed package imports but a newer release of another package removed.
+REMOVED_MODULES: dict[str, str] = {
+    "torchvision.transforms.functional_tensor": "basicsr 1.4.2 (the newest on PyPI) imports "
+    "torchvision.transforms.functional_tensor, which torchvision 0.17 removed: basicsr cannot be "
+    "imported with this torchvision",
 }
 _LIBRARY_ROOTS = tuple(
     {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")}
 )
 # Those installed by the harness's own `zoo` extra.
-_ZOO_EXTRA = {"einops", "timm", "torchvision"}
+_ZOO_EXTRA = {"einops", "timm", "torchvision", "mmcv", "mmengine", "basicsr"}
 
 
 def build_model(submission: Submission) -> nn.Module:
@@ -152,6 +162,13 @@ def _missing_module_hint(submission: Submission, missing: str | None) -> str:
     if not missing:
         return ""
     top = missing.split(".")[0]
+    if missing in REMOVED_MODULES:
+        return f"; {REMOVED_MODULES[missing]}"
+    if top in CUDA_ONLY_PACKAGES:
+        package = CUDA_ONLY_PACKAGES[top]
+        return (
+            f"; this submission needs {package}, which builds CUDA kernels on install (a CUDA machine only)"
+        )
     if top in submission.extra_requires or top in KNOWN_OPTIONAL_DEPENDENCIES:
         package = KNOWN_OPTIONAL_DEPENDENCIES.get(top, top)
         extra = " (or pip install 'esr-harness[zoo]')" if top in _ZOO_EXTRA else ""
