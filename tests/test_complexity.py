@@ -134,6 +134,7 @@ def test_summary_command_prints_and_writes_json(tmp_path, capsys):
         "fvcore_unsupported_ops": records[0]["fvcore_unsupported_ops"],
         "fvcore_uncounted_work": [],
         "counter_errors": {},
+        "placement": None,  # IMDN makes no CUDA call
         "input_size": [3, 32, 32],
     }
     assert isinstance(fvcore, int) and 0 < fvcore < records[0]["flops"]
