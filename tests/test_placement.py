@@ -12,6 +12,7 @@ from torch import nn
 from harness.runner import RunConfig, TimingSettings, evaluate_run
 from harness.submissions import resolve_submission
 from harness.submissions.placement import MAPPED_TO_CPU, CudaOnCpu, placement_for
+from tests.test_workers import Pairs
 
 
 class CudaMinded(nn.Module):
@@ -95,35 +96,14 @@ class SaysCuda(nn.Module):
 """
 
 
-class _Pairs:
+def _grey_pairs() -> Pairs:
     """Three flat grey LR/HR pairs: nearest-neighbour x4 reproduces each HR exactly."""
-
-    pairs = [
-        (f"img{i}", np.full((10 + i, 12, 3), 90, np.uint8), np.full((40 + 4 * i, 48, 3), 90, np.uint8))
-        for i in range(3)
-    ]
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(p[0] for p in self.pairs)
-
-    def __iter__(self):  # noqa: ANN204 - the dataset protocol's iterator
-        return iter(self.pairs)
-
-    def describe(self) -> dict[str, object]:
-        return {
-            "name": "pairs",
-            "path": None,
-            "split": None,
-            "num_images": 3,
-            "expected_images": 3,
-            "scale": 4,
-            "layout": "arrays",
-            "content_sha256": "says-cuda-pairs",
-        }
+    return Pairs(
+        [
+            (f"img{i}", np.full((10 + i, 12, 3), 90, np.uint8), np.full((40 + 4 * i, 48, 3), 90, np.uint8))
+            for i in range(3)
+        ]
+    )
 
 
 def test_a_cpu_run_of_a_submission_written_for_cuda_is_scored_and_says_so(tmp_path: Path) -> None:
@@ -143,7 +123,7 @@ def test_a_cpu_run_of_a_submission_written_for_cuda_is_scored_and_says_so(tmp_pa
         cache_dir=tmp_path / "cache",
         quiet=True,
     )
-    run = evaluate_run([resolve_submission(str(folder))], _Pairs(), config)
+    run = evaluate_run([resolve_submission(str(folder))], _grey_pairs(), config)
     (record,) = run["results"]
     assert record["status"] == "ok", record["error"]
     assert record["psnr_rgb"] == float("inf") and record["placement"] == MAPPED_TO_CPU

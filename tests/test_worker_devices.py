@@ -20,6 +20,7 @@ from harness.runner import worker as worker_module
 from harness.runner.worker import SubmissionWorker
 from harness.submissions import resolve_submission
 from harness.timing import PerfCounterTimer
+from tests.test_workers import Pairs
 
 
 class ShapeRecorder(nn.Module):
@@ -137,34 +138,12 @@ def test_team_code_that_says_cuda_runs_on_its_lanes_gpu(tmp_path: Path) -> None:
     )
     submission = resolve_submission(str(folder))
 
-    class Pairs:
-        pairs = [
+    pairs = Pairs(
+        [
             (f"img{i}", np.full((10 + i, 12, 3), 90, np.uint8), np.full((40 + 4 * i, 48, 3), 90, np.uint8))
             for i in range(3)
         ]
-
-        def __len__(self):
-            return len(self.pairs)
-
-        @property
-        def names(self):
-            return tuple(p[0] for p in self.pairs)
-
-        def __iter__(self):
-            return iter(self.pairs)
-
-        def describe(self):
-            return {
-                "name": "pairs",
-                "path": None,
-                "split": None,
-                "num_images": 3,
-                "expected_images": 3,
-                "scale": 4,
-                "layout": "arrays",
-                "content_sha256": "on-current-pairs",
-            }
-
+    )
     config = RunConfig(
         protocol_name="ntire2022",
         protocol_version=1,
@@ -174,6 +153,6 @@ def test_team_code_that_says_cuda_runs_on_its_lanes_gpu(tmp_path: Path) -> None:
         cache_dir=tmp_path / "cache",
         quiet=True,
     )
-    run = evaluate_run([submission], Pairs(), config)
+    run = evaluate_run([submission], pairs, config)
     (record,) = run["results"]
     assert record["status"] == "ok", record["error"]
