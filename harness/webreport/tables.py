@@ -178,7 +178,7 @@ def cells_table(runs: Sequence[RunFile], channel: str) -> Table | None:
             bounds = entry.get("runtime_interval")
             ratio_text = "-" if ratio is None else f"{ratio:.3f}"
             if ratio is not None and bounds:
-                ratio_text += f" [{bounds[0]:.3f}, {bounds[1]:.3f}]"
+                ratio_text += " " + format_interval((bounds[0], bounds[1]))
             css = "" if entry.get("passes_threshold") is None else _valid_css(entry["passes_threshold"])
             cells += [Cell("-" if drop is None else f"{drop:+.4f}", drop, css), Cell(ratio_text, ratio)]
         rows.append(("", tuple(cells)))
