@@ -125,7 +125,7 @@ class ConstraintRecord(TypedDict):
 class IntegrityCheck(TypedDict):
     """One entry of a record's ``integrity.checks`` (harness.integrity.Check)."""
 
-    name: str  # timed_outputs, clocks or repeated_inputs
+    name: str  # timed_outputs, timed_scores, clocks or repeated_inputs
     verdict: Literal["pass", "fail"]  # fail makes the submission invalid: listed, not ranked
     detail: str  # one line: what was compared and what was found
 
