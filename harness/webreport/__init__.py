@@ -256,7 +256,9 @@ def build_report(
     channel = protocol.fidelity_channel
     primary = _primary(runs)
     names, metrics = _per_image(_ok_records(primary), channel)
-    rows, comparison_notes = _comparisons(primary, metrics, settings, channel, protocol.border)
+    rows, comparison_notes = (
+        _comparisons(primary, metrics, settings, channel, protocol.border) if runs else ([], [])
+    )
     plot, plot_missing = "", ""
     if board is not None:
         try:
