@@ -25,10 +25,11 @@ from harness.data import open_dataset
 from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard, RunFile, annotate_published, build_leaderboard
 from harness.metrics.fidelity import WINDOW_SIZE as SSIM_WINDOW
-from harness.protocols import Protocol, TimingSettings, TimingValueError, load_protocol
+from harness.protocols import Protocol, TimingSettings, TimingValueError, list_protocols, load_protocol
 from harness.runner import RunConfig, evaluate_run, sandbox, worker_threads
 from harness.runner.device_sharing import DEFAULT_WORKERS_PER_DEVICE
-from harness.runner.lanes import Executor, LocalExecutor
+from harness.runner.executors import EXECUTORS, ExecutorSettings, make_executor
+from harness.runner.lanes import Executor
 from harness.submissions import resolve_submission
 from harness.submissions.manifest import ZOO_EDITIONS, zoo_edition, zoo_env_variable
 from harness.timing import resolve_device
@@ -99,15 +100,31 @@ def add_weights_source_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def edition_splits() -> dict[str, list[str]]:
+    """Each data split the editions' protocol files name, with the editions that have it, in the
+    order the files list them (``--split`` offers these)."""
+    splits: dict[str, list[str]] = {}
+    for name in list_protocols():
+        for mode in load_protocol(name).data:
+            splits.setdefault(mode.split, []).append(name)
+    return splits
+
+
+def _split_help(splits: dict[str, list[str]]) -> str:
+    """``--split``'s help: each split, and the editions that have it unless every edition does."""
+    every = len(list_protocols())
+    named = [
+        split if len(editions) == every else f"{split} ({', '.join(editions)})"
+        for split, editions in splits.items()
+    ]
+    return f"the data split, as the editions' protocols name it: {', '.join(named)} (default: val)"
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options of one evaluation run, shared by `esr evaluate` and `esr check`."""
     parser.add_argument("--data", default="samples", help="dataset folder, or 'samples' (default)")
-    parser.add_argument(
-        "--split",
-        choices=["val", "test", "hybrid_test"],
-        default="val",
-        help="DIV2K or DIV2K_LSDIR split; hybrid_test is NTIRE 2023's LSDIR_DIV2K_test (default: val)",
-    )
+    splits = edition_splits()
+    parser.add_argument("--split", choices=list(splits), default="val", help=_split_help(splits))
     parser.add_argument(
         "--allow-partial", action="store_true", help="accept a DIV2K or DIV2K_LSDIR split with fewer images"
     )
@@ -115,9 +132,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu (default: auto)")
     parser.add_argument(
         "--executor",
-        choices=["local", "ray"],
+        choices=list(EXECUTORS),
         default="local",
-        help="where workers run: processes of this machine (default) or actors of a Ray cluster",
+        help="where workers run: "
+        + "; ".join(f"{name}: {kind.description}" for name, kind in EXECUTORS.items())
+        + " (default: local)",
     )
     parser.add_argument(
         "--devices",
@@ -351,9 +370,10 @@ def run_evaluation(
 
 
 def _sandbox(args: argparse.Namespace) -> sandbox.Sandbox:
-    """--sandbox, probed once; Ray lanes are not sandboxed yet, so ``required`` refuses them."""
-    if args.executor == "ray" and args.sandbox != "off":
-        reason = "the Ray executor does not sandbox its workers yet"
+    """--sandbox, probed once; an executor that does not sandbox (Ray, in-process) has ``required``
+    refused."""
+    if not EXECUTORS[args.executor].sandboxes and args.sandbox != "off":
+        reason = f"the {args.executor} executor does not sandbox its workers"
         if args.sandbox == "required":
             raise HarnessError(f"--sandbox required: {reason}")
         print(f"warning: workers run without a sandbox: {reason}", file=sys.stderr)
@@ -362,31 +382,31 @@ def _sandbox(args: argparse.Namespace) -> sandbox.Sandbox:
 
 
 def _executor(args: argparse.Namespace, device: torch.device, sandboxed: sandbox.Sandbox) -> Executor:
-    """The lanes of the run: --devices on this machine, or --ray-workers lanes of a Ray cluster."""
+    """The lanes of the run: --devices of this machine, or --ray-workers lanes of a Ray cluster."""
     if args.executor == "ray":
         if args.devices is not None:
             raise HarnessError("--devices: applies to the local executor; with Ray, give --ray-workers N")
         if args.ray_workers is not None and args.ray_workers < 1:
             raise HarnessError(f"--ray-workers: must be at least 1, got {args.ray_workers}")
-        from harness.runner.ray_lanes import RayExecutor  # Ray is an optional extra
-
-        return RayExecutor(
-            address=args.ray_address,
-            workers=args.ray_workers,
-            device_type=device.type,
-            threads=worker_threads(args.threads, device),
-        )
-    for flag in ("ray_address", "ray_workers"):
-        if getattr(args, flag) is not None:
-            raise HarnessError(f"--{flag.replace('_', '-')}: applies to --executor ray")
-    if args.devices is None:
-        return LocalExecutor([device], sandbox=sandboxed)
-    devices = [resolve_device(name.strip()) for name in args.devices.split(",") if name.strip()]
-    if not devices or {d.type for d in devices} != {device.type}:
-        raise HarnessError(
-            f"--devices {args.devices}: give devices of one kind, like --device ({device.type})"
-        )
-    return LocalExecutor(devices, sandbox=sandboxed)
+    else:
+        for flag in ("ray_address", "ray_workers"):
+            if getattr(args, flag) is not None:
+                raise HarnessError(f"--{flag.replace('_', '-')}: applies to --executor ray")
+    devices = [device]
+    if args.devices is not None:
+        devices = [resolve_device(name.strip()) for name in args.devices.split(",") if name.strip()]
+        if not devices or {d.type for d in devices} != {device.type}:
+            raise HarnessError(
+                f"--devices {args.devices}: give devices of one kind, like --device ({device.type})"
+            )
+    settings = ExecutorSettings(
+        devices,
+        sandbox=sandboxed,
+        threads=worker_threads(args.threads, device),
+        ray_address=args.ray_address,
+        ray_workers=args.ray_workers,
+    )
+    return make_executor(args.executor, settings)
 
 
 def default_run_dir() -> Path:

@@ -4,8 +4,10 @@ Data flows one way: dataset -> submission -> worker -> records. The runner knows
 constraints or leaderboards; the command layer applies those to the run document it returns.
 
 Every submission runs in a worker of its own (:mod:`harness.runner.worker`), a local process
-(:mod:`harness.runner.process`) or a Ray actor (:mod:`harness.runner.ray_lanes`), on one of the
-run's *lanes* (:mod:`harness.runner.lanes`: one device each). The coordinator
+(:mod:`harness.runner.process`), a Ray actor (:mod:`harness.runner.ray_lanes`) or, for tests and
+debugging, the coordinator's own process (:mod:`harness.runner.in_process`), as the table of
+:mod:`harness.runner.executors` makes them, on one of the run's *lanes* (:mod:`harness.runner.lanes`:
+one device each). The coordinator
 (:mod:`harness.runner.coordinator`) verifies weights, decodes the data once, spreads the untimed
 accuracy pass over every lane, and times each lane's submissions beside a baseline of their own in
 interleaved rounds, so that every runtime ratio compares two measurements of one device. A
@@ -22,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from harness.cells import GPU_ONLY_CELLS, cell_record, unavailable
 from harness.runner import schema
-from harness.runner.coordinator import Coordinator, Entry
-from harness.runner.lanes import Executor, LocalExecutor
+from harness.runner.coordinator import Coordinator
+from harness.runner.entries import make_entries
+from harness.runner.executors import ExecutorSettings, make_executor
+from harness.runner.lanes import Executor
 from harness.runner.sandbox import Sandbox
 from harness.runner.settings import RunConfig, TimingSettings, worker_threads
 from harness.submissions import Submission
@@ -55,11 +59,9 @@ def evaluate_run(
     (``esr evaluate clb_imdn --weights mine.pth``). The baseline always uses its own weights.
     """
     own_executor = executor is None
-    executor = executor or LocalExecutor([config.device], sandbox=config.sandbox)
+    executor = executor or make_executor("local", ExecutorSettings([config.device], sandbox=config.sandbox))
     threads = worker_threads(config.threads, config.device)
-    entries = [Entry(submission, "submission", config.weights) for submission in submissions]
-    if baseline is not None and baseline.name not in {sub.name for sub in submissions}:
-        entries.append(Entry(baseline, "baseline", None))
+    entries = make_entries(submissions, baseline, config.weights)
     coordinator = Coordinator(
         dataset, config, entries, baseline.name if baseline is not None else None, executor, threads
     )
@@ -135,9 +137,7 @@ def _run_cells(
             found[cell] = {name: {"status": "failed", "error": "needs a GPU"} for name in names}
             continue
         cell_config = dataclasses.replace(config, save_images_dir=None)
-        entries = [Entry(sub, "submission", config.weights, cell=cell) for sub in submissions]
-        if baseline is not None and baseline.name not in {sub.name for sub in submissions}:
-            entries.append(Entry(baseline, "baseline", None, cell=cell))
+        entries = make_entries(submissions, baseline, config.weights, cell=cell)
         name = baseline.name if baseline is not None else None
         records, _ = Coordinator(dataset, cell_config, entries, name, executor, threads).run()
         found[cell] = {record["submission"]: record for record in records}

@@ -1,165 +1,50 @@
-"""The coordinator of one run: identities, shared data, workers on lanes, the two passes, the records.
+"""The coordinator of one run: the order of its steps, each done by a module of its own.
 
 1. Each submission's weights are found and verified, the dataset is decoded once and shared, and
-   each submission's cache entry is looked up (a complete result, or the partial slot to fill).
-2. **Accuracy pass.** The images still to score are cut into shards (two per lane); the lanes work
-   through them, each on a worker of its own per submission, and checkpoint each scored image.
+   each submission's cache entry is looked up (a complete record, or the partial slot to fill).
+2. **Accuracy pass.** The images still to score are cut into shards (:mod:`harness.runner.scheduling`
+   decides which lane scores which); the lanes work through them, each on a worker of its own per
+   submission (:mod:`harness.runner.worker_pool`), and checkpoint each scored image.
 3. **Performance pass.** Each submission is timed on one lane, beside a baseline worker of that lane,
-   in R interleaved rounds (:mod:`harness.timing.rounds`): every worker of the lane warms up, then
-   they take turns image by image. Lanes on distinct devices time at the same time; lanes that
-   share a device (CPU lanes of one machine) one after another, so a performance round never shares
-   its device with other work of the run. Then the worker of the lane that timed a submission counts
-   its complexity.
-4. One record per submission: its accuracy results, its lane's timings, and how it pairs with the
-   baseline timed beside it.
+   in R interleaved rounds (:mod:`harness.runner.timing_loop`). Lanes on distinct devices time at
+   the same time; lanes that share a device (CPU lanes of one machine) one after another, so a
+   performance round never shares its device with other work of the run. Then the worker of the
+   lane that timed a submission counts its complexity.
+4. One record per submission (:mod:`harness.runner.records`): its accuracy results, its lane's
+   timings, and how it pairs with the baseline timed beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import random
-import statistics
 import tempfile
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
-from harness.complexity import RECORD_FIELDS
 from harness.errors import HarnessError
-from harness.metrics import METRIC_KEYS
 from harness.provenance import harness_identity
 from harness.runner import messages as msg
-from harness.runner import schema
-from harness.runner.cache import PartialSlot, ResultCache, cache_key
-from harness.runner.device_sharing import DeviceGate, WorkerBudget, timing_subgroups
-from harness.runner.dither import derive_seed
-from harness.runner.lanes import Executor, Lane, WorkerHandle
-from harness.runner.process import WorkerLost
+from harness.runner import records, scheduling, schema
+from harness.runner.cache import ResultCache, cache_key
+from harness.runner.device_sharing import timing_subgroups
+from harness.runner.entries import AccuracyState, Entry, SubgroupTimings
+from harness.runner.lanes import Executor, Lane
+from harness.runner.progress import Progress
 from harness.runner.settings import RunConfig
-from harness.runner.shared_data import SharedSplit, share_dataset
-from harness.submissions import ResolvedWeights, Submission, model_source_digest, resolve_weights
-from harness.timing import RuntimeStats, fingerprint_id
-from harness.timing.rounds import paired_round_ratios, round_orders, turn_order
-from harness.timing.sequential import Look, SequentialPlan, StopReason, look
+from harness.runner.shared_data import share_dataset
+from harness.runner.timing_loop import Subgroup, time_rounds
+from harness.runner.worker_pool import WorkerPool
+from harness.submissions import model_source_digest, resolve_weights
+from harness.timing import fingerprint_id
 
 if TYPE_CHECKING:
     from harness.data import Dataset
-
-
-@dataclass(eq=False)
-class Timed:
-    """One submission's measurements in one timing group of one lane: per round, each image's latency."""
-
-    lane: Lane
-    group: int = 0  # which of the lane's timing subgroups (each beside the baseline)
-    latencies: list[list[float]] = field(default_factory=list)
-    warmup_passes: list[int] = field(default_factory=list)
-    looks: list[Look] = field(default_factory=list)  # rounds until decided: the rule's answer per round
-    stop_reason: StopReason | None = None
-
-
-@dataclass(eq=False)
-class Entry:
-    """One submission of the run and what is known about it so far."""
-
-    submission: Submission
-    role: str
-    weights_argument: Path | None
-    weights: ResolvedWeights | None = None
-    key: str | None = None
-    complete: dict[str, Any] | None = None  # a complete cached record
-    slot: PartialSlot | None = None  # where this run checkpoints the accuracy pass
-    state: dict[str, Any] = field(default_factory=dict)  # accuracy pass: per image, first call, memory
-    workers: dict[int, WorkerHandle] = field(default_factory=dict)  # by lane index
-    loaded: msg.Loaded | None = None
-    lane: Lane | None = None  # where it is timed
-    # By (lane index, timing subgroup); the baseline is timed in every subgroup of every lane.
-    timed: dict[tuple[int, int], Timed] = field(default_factory=dict)
-    timing_key: tuple[int, int] | None = None  # where its own figures were taken
-    failure: str | None = None
-    cell: str = "fp32"  # how the model runs (harness.cells); fp32 eager is the protocol's
-
-    @property
-    def name(self) -> str:
-        return self.submission.name
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-    @property
-    def retries(self) -> list[str]:
-        return [retry for worker in self.workers.values() for retry in worker.retries]
-
-
-def _empty_state() -> dict[str, Any]:
-    return {"per_image": [], "first_call_ms": None, "max_memory_mb": None, "complexity": None}
-
-
-def _identity(entry: Entry) -> dict[str, Any]:
-    return schema.identity(
-        submission=entry.name,
-        team=entry.submission.team,
-        role=entry.role,
-        weights_sha256=entry.weights.sha256 if entry.weights else None,
-        official_model_id=entry.submission.official_model_id,
-    )
-
-
-def _failed_record(entry: Entry) -> dict[str, Any]:
-    return schema.failed_record(_identity(entry), error=entry.failure, retries=entry.retries)
-
-
-def _mean_or_none(values: list[float | None]) -> float | None:
-    """Mean over images, None when a split has no HR; inf stays inf (identical images)."""
-    present = [value for value in values if value is not None]
-    return float(sum(present) / len(present)) if present else None
-
-
-def _shards(indices: Sequence[int], count: int) -> list[tuple[int, ...]]:
-    """``indices`` cut into at most ``count`` contiguous, nearly equal shards (none empty)."""
-    count = max(1, min(count, len(indices)))
-    size, extra = divmod(len(indices), count)
-    shards, start = [], 0
-    for number in range(count):
-        end = start + size + (1 if number < extra else 0)
-        shards.append(tuple(indices[start:end]))
-        start = end
-    return shards
-
-
-class _Progress:
-    """One progress line per submission: where it runs, which pass and round, how far it got."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bars: dict[str, tqdm] = {}
-        self._lock = threading.Lock()
-
-    def show(self, entry: Entry, where: str, doing: str, done: int, total: int) -> None:
-        if self.quiet:
-            return
-        with self._lock:
-            bar = self.bars.get(entry.name)
-            if bar is None:
-                bar = tqdm(total=total, position=len(self.bars), leave=False, unit="img", dynamic_ncols=True)
-                self.bars[entry.name] = bar
-            bar.set_description(f"{entry.name} [{where}] {doing}", refresh=False)
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
 
 
 class Coordinator:
@@ -188,13 +73,9 @@ class Coordinator:
         self.session = uuid.uuid4().hex
         self.seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
         self.round_log: list[dict[str, Any]] = []
-        self.split: SharedSplit | None = None
-        self.logs = config.log_dir
-        self.progress = _Progress(config.quiet)
+        self.progress = Progress(config.quiet)
         self._lock = threading.Lock()  # the entries' state, written by the lanes' threads
-        self._start_seconds: list[float] = []  # how long starting a worker and loading took
-        self.gate = DeviceGate()  # the cold first call alone on its device
-        self.budget = WorkerBudget(config.workers_per_device)
+        self.pool = WorkerPool(executor, config, threads, self._lock)
         # NVML clocks and temperature of each lane's GPU, before and after the performance pass.
         self.device_state: dict[int, dict[str, Any]] = {}
 
@@ -239,7 +120,7 @@ class Coordinator:
             )
 
     def look_up_cache(self) -> None:
-        """Each submission's cache key; its complete result, or the partial slot this run fills."""
+        """Each submission's cache key; its complete record, or the partial slot this run fills."""
         for entry in self.entries:
             if not entry.ok:
                 continue
@@ -250,12 +131,12 @@ class Coordinator:
                 continue
             if self.config.force:
                 self.cache.forget(entry.key)
-            entry.complete = self.cache.load_complete(entry.key)
-            if entry.complete is not None and self._images_missing(entry):
-                entry.complete = None  # images were asked for: the accuracy pass runs again
-            if entry.complete is None:
+            entry.cached_record = self.cache.load_complete(entry.key)
+            if entry.cached_record is not None and self._images_missing(entry):
+                entry.cached_record = None  # images were asked for: the accuracy pass runs again
+            if entry.cached_record is None:
                 entry.slot = self.cache.open_partial(entry.key)
-                entry.state = entry.slot.state or _empty_state()
+                entry.state = AccuracyState.from_slot(entry.slot.state)
 
     def _images_missing(self, entry: Entry) -> bool:
         folder = self.config.save_images_dir
@@ -265,8 +146,10 @@ class Coordinator:
 
     def all_cached_together(self) -> bool:
         ok = [entry for entry in self.entries if entry.ok]
-        sessions = {entry.complete.get("timing_session") for entry in ok if entry.complete is not None}
-        return bool(ok) and all(entry.complete is not None for entry in ok) and len(sessions) == 1
+        sessions = {
+            entry.cached_record.get("timing_session") for entry in ok if entry.cached_record is not None
+        }
+        return bool(ok) and all(entry.cached_record is not None for entry in ok) and len(sessions) == 1
 
     def prepare(self) -> None:
         """Everything before the passes: weights verified, the data decoded and shared, the cache read.
@@ -274,160 +157,48 @@ class Coordinator:
         Bad weights or a bad dataset file are errors (exit 2) before anything is cached or run.
         """
         self.verify_weights()
-        self.split = share_dataset(
+        self.pool.split = share_dataset(
             self.dataset, self.description["content_sha256"], self.config.cache_dir / "decoded"
         )
         self.look_up_cache()
-
-    # -- workers --------------------------------------------------------------------------------
-
-    def _fail(self, entry: Entry, reason: str) -> None:
-        with self._lock:
-            if entry.failure is None:
-                entry.failure = reason
-        for worker in entry.workers.values():
-            worker.kill()
-
-    def _ask(
-        self,
-        entry: Entry,
-        lane: Lane,
-        request: msg.Request,
-        doing: str,
-        on_progress: Callable[[msg.ImageScored], Any] | None = None,
-        *,
-        alone: bool = False,
-    ) -> msg.Reply | None:
-        """A request to the entry's worker on ``lane``; a failure marks the entry failed (None).
-
-        The request shares the lane's device with the run's other work, or, ``alone``, waits until
-        no other request runs there and keeps new ones out (the cold first call).
-        """
-        if not entry.ok:
-            return None
-        on_device = self.gate.alone(lane.exclusive) if alone else self.gate.sharing(lane.exclusive)
-        try:
-            with self.budget.using(lane.exclusive, (entry, lane.index)), on_device:
-                reply = self._worker(entry, lane).request(request, on_progress=on_progress, doing=doing)
-        except WorkerLost as lost:
-            self._fail(entry, str(lost))
-            return None
-        if isinstance(reply, msg.Failed):
-            self._fail(entry, reply.reason)
-            return None
-        return reply
-
-    def _load(self, entry: Entry, lane: Lane) -> None:
-        """Start and load the entry's worker on ``lane`` (sharing the device), unless it is there."""
-        if not entry.ok:
-            return
-        try:
-            with self.budget.using(lane.exclusive, (entry, lane.index)), self.gate.sharing(lane.exclusive):
-                self._worker(entry, lane)
-        except WorkerLost as lost:
-            self._fail(entry, str(lost))
-
-    def _worker(self, entry: Entry, lane: Lane) -> WorkerHandle:
-        """The entry's worker on ``lane``, started and loaded on first use."""
-        worker = entry.workers.get(lane.index)
-        if worker is not None:
-            return worker
-        assert self.split is not None and self.logs is not None
-        config = self.config
-        load = msg.Load(
-            submission=entry.submission,
-            weights=entry.weights,
-            trust_weights=config.trust_weights,
-            device=lane.device,
-            settings=msg.TorchSettings(cudnn_benchmark=config.timing.cudnn_benchmark, threads=self.threads),
-            split=self.split,
-            border=config.border,
-            save_images_dir=config.save_images_dir / entry.name if config.save_images_dir else None,
-            cell=entry.cell,
-        )
-        in_cell = "" if entry.cell == "fp32" else f".{entry.cell}"
-        log = self.logs / f"{entry.name.replace(':', '_')}{in_cell}.lane{lane.index}.log"
-        self._make_room(lane)
-        started = time.perf_counter()
-        worker = self.executor.start(lane, entry.name, load, log, config.timing.timeout_seconds)
-        entry.workers[lane.index] = worker
-        self.budget.started(lane.exclusive, (entry, lane.index))
-        reply = worker.request(load, doing=f"loading on {lane.label}")
-        with self._lock:
-            self._start_seconds.append(time.perf_counter() - started)
-        if isinstance(reply, msg.Failed):
-            raise WorkerLost(reply.reason)
-        assert isinstance(reply, msg.Loaded)
-        entry.loaded = entry.loaded or reply
-        return worker
-
-    def _make_room(self, lane: Lane) -> None:
-        """Close the idle workers that one more would push over the device's budget (reloaded later
-        if still needed: a model load is cheap beside a device out of memory)."""
-        for entry, index in self.budget.to_close_before_start(lane.exclusive):
-            worker = entry.workers.pop(index, None)
-            if worker is not None:
-                worker.close()
-            self.budget.closed(lane.exclusive, (entry, index))
 
     def close(self) -> None:
         """Stop every worker and let go of the partial slots still held (kept for a later resume)."""
         self.progress.close()
         for entry in self.entries:
-            for index, worker in entry.workers.items():
-                worker.close()
-                self.budget.closed(self.lanes[index].exclusive, (entry, index))
-            entry.workers.clear()
+            self.pool.close_workers(entry, self.lanes)
             if entry.slot is not None:  # kept for a later resume when it holds work
-                entry.slot.release(remove=not entry.state.get("per_image"))
+                entry.slot.release(remove=not entry.state.per_image)
                 entry.slot = None
 
     # -- accuracy pass --------------------------------------------------------------------------
 
     def accuracy_pass(self) -> None:
-        """Every lane works through shards of the submissions still to score.
-
-        A lane keeps to the submissions whose model it has loaded: it finishes the shards of one it
-        started, then starts one no lane has, and only then helps another lane with its shards, when
-        the time that saves (the work left, shared by one more lane) exceeds what it costs (starting a
-        worker and loading the model, as measured so far in this run). So lanes neither idle while
-        one big submission is scored nor load models for nothing.
-        """
-        assert self.split is not None
-        pending: dict[str, deque[tuple[int, ...]]] = {}
-        lanes_on: dict[str, set[int]] = defaultdict(set)
-        per_image_s: dict[str, list[float]] = defaultdict(list)  # scoring time per image, no loading
+        """Every lane works through shards of the submissions still to score (who does what:
+        :mod:`harness.runner.scheduling`)."""
+        split = self.pool.split
+        assert split is not None
         # Bigger weights, more work (a rough guess before any model is loaded): started first, so
         # that the small ones fill the lanes' last gaps.
         todo_entries = sorted(
-            (entry for entry in self.entries if entry.ok and entry.complete is None),
+            (entry for entry in self.entries if entry.ok and entry.cached_record is None),
             key=lambda entry: -(entry.weights.path.stat().st_size if entry.weights else 0),
         )
-        shard_count = 1 if len(self.lanes) == 1 else 2 * len(self.lanes)
+        by_name = {entry.name: entry for entry in todo_entries}
+        todo: dict[str, list[int]] = {}
         for entry in todo_entries:
-            done = {record["name"] for record in entry.state["per_image"]}
-            todo = [index for index, image in enumerate(self.split.images) if image.name not in done]
-            entry.state["resumed"] = bool(done) or bool(entry.state.get("resumed"))
-            pending[entry.name] = deque(_shards(todo, shard_count) if todo else [])
+            done = {record["name"] for record in entry.state.per_image}
+            todo[entry.name] = [index for index, image in enumerate(split.images) if image.name not in done]
+            entry.state.resumed = bool(done) or entry.state.resumed
+        queue = scheduling.ShardQueue.of(todo, len(self.lanes))
 
-        def worth_helping(entry: Entry) -> bool:
-            measured = per_image_s[entry.name] or [t for times in per_image_s.values() for t in times]
-            if not measured or not self._start_seconds:
-                return False
-            left = sum(len(shard) for shard in pending[entry.name]) * statistics.fmean(measured)
-            saved = left / (len(lanes_on[entry.name]) + 1)  # one more lane shares what is left
-            return saved > statistics.fmean(self._start_seconds)
-
-        def next_task(lane: Lane) -> tuple[Entry, tuple[int, ...]] | None:
+        def next_task(lane: Lane) -> tuple[Entry, scheduling.Shard] | None:
             with self._lock:
-                waiting = [entry for entry in todo_entries if entry.ok and pending[entry.name]]
-                mine = [entry for entry in waiting if lane.index in lanes_on[entry.name]]
-                unstarted = [entry for entry in waiting if not lanes_on[entry.name]]
-                helping = [entry for entry in waiting if worth_helping(entry)]
-                for entry in mine or unstarted or helping:
-                    lanes_on[entry.name].add(lane.index)
-                    return entry, pending[entry.name].popleft()
-                return None
+                failed = {entry.name for entry in todo_entries if not entry.ok}
+                name = scheduling.next_submission(
+                    queue, lane.index, failed=failed, start_seconds=self.pool.start_seconds
+                )
+                return None if name is None else (by_name[name], queue.take(name, lane.index))
 
         def work(lane: Lane) -> None:
             while (task := next_task(lane)) is not None:
@@ -437,57 +208,52 @@ class Coordinator:
                 self._score(entry, shard, lane=lane)
                 if loaded_before:
                     with self._lock:
-                        per_image_s[entry.name].append((time.perf_counter() - started) / len(shard))
+                        queue.scored(entry.name, (time.perf_counter() - started) / len(shard))
 
         self._on_lanes(work, self.lanes)
 
-    def _score(self, entry: Entry, shard: tuple[int, ...], *, lane: Lane) -> None:
-        assert self.split is not None
+    def _score(self, entry: Entry, shard: scheduling.Shard, *, lane: Lane) -> None:
+        assert self.pool.split is not None
         state = entry.state
-        total = len(self.split)
+        total = len(self.pool.split)
 
         def checkpoint(scored: msg.ImageScored) -> None:
             with self._lock:
-                state["per_image"].append(scored.record)
-                entry.slot.save(state)  # type: ignore[union-attr]
-                count = len(state["per_image"])
-            self.progress.show(entry, lane.label, "accuracy", count, total)
+                state.per_image.append(scored.record)
+                entry.checkpoint()
+                count = len(state.per_image)
+            self.progress.show(entry.name, lane.label, "accuracy", count, total)
 
-        cold = shard[0] == 0 and not state["resumed"]  # the official first call, on a fresh worker
-        self.progress.show(entry, lane.label, "accuracy", len(state["per_image"]), total)
+        cold = shard[0] == 0 and not state.resumed  # the official first call, on a fresh worker
+        self.progress.show(entry.name, lane.label, "accuracy", len(state.per_image), total)
         requests = [msg.Accuracy(indices=shard, time_first_call=False)]
         if cold:
             # The worker is loaded while sharing the device; then the cold first call (image 0) has
             # the device alone, and the rest of the shard shares it again.
-            self._load(entry, lane)
+            self.pool.load(entry, lane)
             requests = [msg.Accuracy(indices=shard[:1], time_first_call=True)]
             requests += [msg.Accuracy(indices=shard[1:], time_first_call=False)] if len(shard) > 1 else []
         for request in requests:
-            reply = self._ask(
+            reply = self.pool.ask(
                 entry, lane, request, "the accuracy pass", checkpoint, alone=request.time_first_call
             )
             if isinstance(reply, msg.AccuracyDone):
                 with self._lock:
                     if reply.first_call_ms is not None:
-                        state["first_call_ms"] = reply.first_call_ms
+                        state.first_call_ms = reply.first_call_ms
                     if reply.max_memory_mb is not None:
-                        state["max_memory_mb"] = max(reply.max_memory_mb, state["max_memory_mb"] or 0.0)
+                        state.max_memory_mb = max(reply.max_memory_mb, state.max_memory_mb or 0.0)
 
     # -- performance pass -----------------------------------------------------------------------
 
     def _assign_lanes(self) -> dict[int, list[Entry]]:
         """Each submission to a lane, in turn; the baseline to every lane that times something."""
-        groups: dict[int, list[Entry]] = defaultdict(list)
-        others = [entry for entry in self.entries if entry.ok and entry.name != self.baseline_name]
-        for number, entry in enumerate(others):
-            entry.lane = self.lanes[number % len(self.lanes)]
-            groups[entry.lane.index].append(entry)
-        baseline = next((e for e in self.entries if e.ok and e.name == self.baseline_name), None)
-        if baseline is not None:
-            baseline.lane = self.lanes[0]
-            for index in groups or {0: []}:
-                groups[index].append(baseline)
-        return dict(groups)
+        by_name = {entry.name: entry for entry in self.entries if entry.ok}
+        groups = scheduling.assign_lanes(list(by_name), self.baseline_name, len(self.lanes))
+        for index, names in groups.items():
+            for name in names:
+                by_name[name].lane = self.lanes[0 if name == self.baseline_name else index]
+        return {index: [by_name[name] for name in names] for index, names in groups.items()}
 
     def performance_pass(self) -> None:
         """Each lane's group in interleaved rounds; lanes of distinct devices at the same time.
@@ -508,7 +274,7 @@ class Coordinator:
             for lane in lanes:
                 baseline = [entry for entry in groups[lane.index] if entry.name == self.baseline_name]
                 others = [entry for entry in groups[lane.index] if entry.name != self.baseline_name]
-                subgroups = timing_subgroups(others, self.budget.per_device) or [[]]
+                subgroups = timing_subgroups(others, self.pool.budget.per_device) or [[]]
                 for number, subgroup in enumerate(subgroups):
                     self._time_lane(lane, subgroup + baseline, number)
 
@@ -516,250 +282,69 @@ class Coordinator:
 
     def _time_lane(self, lane: Lane, group: list[Entry], number: int = 0) -> None:
         """Subgroup ``number`` of ``lane``: interleaved rounds of its submissions and the baseline."""
-        assert self.split is not None
-        timing = self.config.timing
-        images = len(self.split)
+        assert self.pool.split is not None
         key = (lane.index, number)
         for entry in group:
-            entry.timed[key] = Timed(lane, number)
+            entry.timings[key] = SubgroupTimings(lane, number)
             if entry.lane is lane and entry.timing_key is None:
                 entry.timing_key = key
-            self._ask(entry, lane, msg.PrepareTiming(), f"the copy of the inputs to {lane.label}")
         by_name = {entry.name: entry for entry in group}
-        open_names = set(by_name)
-        started = time.perf_counter()
-        # The orders of every possible round are drawn at once, so a seed gives the same order to
-        # round k whether the run stops early or not; a round skips the names that stopped.
-        # Subgroup 0 keeps the seed a lane always had, so a run that fits one subgroup is unchanged.
-        seed = self.seed + lane.index + 1_000_003 * number
-        orders = round_orders(list(by_name), timing.rounds or timing.max_rounds, seed)
-        for round_index, every_order in enumerate(orders):
-            order = [name for name in every_order if name in open_names]
-            retries_before = {entry.name: len(entry.retries) for entry in group}
-            rounds_before = {entry.name: len(entry.timed[key].latencies) for entry in group}
-            log = self._time_round(key, by_name, order, round_index, images)
-            restarted = [
-                entry for entry in group if entry.ok and len(entry.retries) != retries_before[entry.name]
-            ]
-            if restarted:  # a worker was lost and restarted mid-round: that round is measured again
-                for entry in restarted:
-                    self._ask(
-                        entry, lane, msg.PrepareTiming(), f"the second copy of the inputs to {lane.label}"
-                    )
-                for entry in group:
-                    timed = entry.timed[key]
-                    before = rounds_before[entry.name]
-                    del timed.latencies[before:], timed.warmup_passes[before:]
-                log = self._time_round(key, by_name, order, round_index, images, attempt=1)
-                log["repeated_after_restart"] = [entry.name for entry in restarted]
-            self.round_log.append(log)
-            if timing.rounds is None:
-                out_of_time = (
-                    timing.max_timing_seconds is not None
-                    and time.perf_counter() - started >= timing.max_timing_seconds
-                )
-                self._look(key, group, open_names, out_of_time)
-                if not open_names:
-                    break
+        subgroup = Subgroup(
+            lane=lane.index,
+            number=number,
+            label=lane.label,
+            names=list(by_name),
+            baseline=self.baseline_name if self.baseline_name in by_name else None,
+        )
+        time_rounds(
+            _LaneWorkers(self.pool, lane, by_name),
+            subgroup,
+            {entry.name: entry.timings[key] for entry in group},
+            self.config.timing,
+            run_seed=self.seed,
+            images=len(self.pool.split),
+            on_round=self.round_log.append,
+            progress=lambda name, doing, done, total: self.progress.show(
+                name, lane.label, doing, done, total
+            ),
+        )
         # Last: its forward pass at the counting size must not disturb the warm state timed above.
         for entry in group:
-            if entry.lane is lane and entry.complete is None and entry.state["complexity"] is None:
+            if entry.lane is lane and entry.cached_record is None and entry.state.complexity is None:
                 self._count_complexity(entry, lane)
-
-    def _look(
-        self, key: tuple[int, int], group: list[Entry], open_names: set[str], out_of_time: bool
-    ) -> None:
-        """After a round: stop timing the submissions whose verdict is decided (or all, at the cap).
-
-        The baseline is timed while any submission beside it is open; without a baseline there is
-        no ratio to decide, so everyone is timed the minimum number of rounds.
-        """
-        timing = self.config.timing
-        plan = SequentialPlan(
-            limit=timing.ratio_limit,
-            resolution=timing.resolution,
-            min_rounds=timing.min_rounds,
-            max_rounds=timing.max_rounds,
-        )
-        baseline = next((e for e in group if e.name == self.baseline_name and e.ok), None)
-        for entry in group:
-            timed = entry.timed[key]
-            if entry.name not in open_names or entry is baseline:
-                continue
-            if not entry.ok:
-                open_names.discard(entry.name)
-                continue
-            if baseline is None:
-                if len(timed.latencies) >= plan.min_rounds:
-                    open_names.discard(entry.name)
-                continue
-            beside = baseline.timed[key].latencies[: len(timed.latencies)]
-            ratios = paired_round_ratios(timed.latencies, beside)
-            result = look([math.log(ratio) for ratio in ratios], plan)
-            stop = result.stop
-            if stop is None and out_of_time and result.rounds >= plan.min_rounds:
-                stop = "cap"
-            timed.looks.append(result)
-            if stop is not None:
-                timed.stop_reason = stop
-                open_names.discard(entry.name)
-        # Alone (every submission beside it stopped, or none), the baseline still gets min rounds.
-        if (
-            baseline is not None
-            and open_names <= {baseline.name}
-            and len(baseline.timed[key].latencies) >= plan.min_rounds
-        ):
-            open_names.discard(baseline.name)
 
     def _count_complexity(self, entry: Entry, lane: Lane) -> None:
         """Params, FLOPs, activations and #conv, by the worker of the lane that times the entry."""
-        reply = self._ask(entry, lane, msg.CountComplexity(self.config.flop_counter), "the complexity count")
+        request = msg.CountComplexity(self.config.flop_counter)
+        reply = self.pool.ask(entry, lane, request, "the complexity count")
         if isinstance(reply, msg.ComplexityCounted):
             with self._lock:
-                entry.state["complexity"] = reply.counts
-                entry.slot.save(entry.state)  # type: ignore[union-attr]
-
-    def _time_round(
-        self,
-        key: tuple[int, int],
-        by_name: dict[str, Entry],
-        order: list[str],
-        round_index: int,
-        images: int,
-        attempt: int = 0,
-    ) -> dict[str, Any]:
-        """One round of one lane's subgroup: everyone warms up, then takes turns image by image.
-
-        Every call's input is dithered from a seed derived from the round's (recorded in its log),
-        the submission and the image; a round measured again gets new seeds.
-        """
-        lane = self.lanes[key[0]]
-        timing = self.config.timing
-        rounds = timing.rounds or timing.max_rounds
-        dither_seed = derive_seed(self.seed, "dither", *key, round_index, attempt)
-        for name in order:
-            entry = by_name[name]
-            warmup = msg.WarmUp(
-                timing.warmup_seconds,
-                timing.warmup_min_passes,
-                timing.warmup_max_passes,
-                derive_seed(dither_seed, name, "warm-up"),
-            )
-            reply = self._ask(entry, lane, warmup, f"the warm-up of timing round {round_index + 1}")
-            if isinstance(reply, msg.WarmedUp):
-                entry.timed[key].warmup_passes.append(reply.passes)
-                entry.timed[key].latencies.append([])
-        timed_ms = 0.0
-        started = time.perf_counter()
-        for index in range(images):
-            for name in turn_order(order, index):
-                entry = by_name[name]
-                doing = f"timing round {round_index + 1} at image {index + 1}/{images}"
-                request = msg.TimeImage(index, timing.repeats, derive_seed(dither_seed, name, index))
-                reply = self._ask(entry, lane, request, doing)
-                if isinstance(reply, msg.Timed):
-                    entry.timed[key].latencies[-1].append(reply.milliseconds)
-                    timed_ms += reply.milliseconds
-                    done = round_index * images + index + 1
-                    self.progress.show(
-                        entry, lane.label, f"timing round {round_index + 1}/{rounds}", done, rounds * images
-                    )
-        wall_ms = (time.perf_counter() - started) * 1000.0
-        log = {
-            "lane": lane.label,
-            "order": order,
-            "wall_ms": wall_ms,
-            "timed_ms": timed_ms,
-            "dither_seed": dither_seed,
-        }
-        return log if key[1] == 0 else {**log, "subgroup": key[1]}
+                entry.state.complexity = reply.counts
+                entry.checkpoint()
 
     # -- records --------------------------------------------------------------------------------
 
     def record(self, entry: Entry) -> dict[str, Any]:
+        """The entry's record; a new ok one is cached complete and its partial slot removed."""
         if not entry.ok:
-            return _failed_record(entry)
-        timed = entry.timed.get(entry.timing_key) if entry.timing_key is not None else None
-        if entry.complete is not None and timed is None:
-            return schema.cached_record(entry.complete, role=entry.role)
+            return records.failed_record(entry)
+        timed = entry.timings.get(entry.timing_key) if entry.timing_key is not None else None
+        if entry.cached_record is not None and timed is None:
+            return schema.cached_record(entry.cached_record, role=entry.role)
         assert timed is not None and entry.key is not None
-        source = entry.complete or entry.state
-        order = {name: index for index, name in enumerate(self.dataset.names)}
-        scored = sorted(source["per_image"], key=lambda r: order[r["name"]])
-        per_image = []
-        for image_index, image in enumerate(scored):
-            rounds_ms = [latencies[image_index] for latencies in timed.latencies]
-            per_image.append(schema.per_image_row(image, rounds_ms, statistics.fmean(rounds_ms)))
-        every = [latency for latencies in timed.latencies for latency in latencies]
-        round_means = [statistics.fmean(latencies) for latencies in timed.latencies]
-        first_call = (
-            source.get("first_call_ms") if entry.complete is None else source["runtime_ms"]["first_call_ms"]
-        )
-        resumed = bool(source.get("resumed"))
-        runtime = schema.runtime_record(
-            RuntimeStats.from_latencies(every).as_dict(),
-            rounds=round_means,
-            cv=statistics.pstdev(round_means) / statistics.fmean(round_means),
-            first_call_ms=first_call,
-            mean_without_warmup=(
-                (first_call + sum(timed.latencies[0][1:])) / len(per_image)
-                if first_call is not None and not resumed
-                else None
-            ),
-        )
-        complexity = (
-            source["complexity"]
-            if entry.complete is None
-            else {key: source.get(key) for key in RECORD_FIELDS}
-        )
-        lane = timed.lane
-        record = schema.ok_record(
-            _identity(entry),
-            metrics={key: _mean_or_none([image[key] for image in per_image]) for key in METRIC_KEYS},
-            runtime=runtime,
-            max_memory_mb=source["max_memory_mb"],
-            complexity=complexity,
-            warmup_passes=timed.warmup_passes,
-            torch_settings_changed=entry.loaded.changed_by_submission if entry.loaded else {},
-            timing_session=self.session,
-            timed_on=schema.timed_on(
-                lane=lane.index,
-                label=lane.label,
-                node=lane.node,
-                device=lane.device,
-                fingerprint_id=fingerprint_id(self.fingerprints[lane.index]),
-            ),
-            pairing=self._pairing(entry, timed),
-            rounds_used=len(timed.latencies),
-            stop_reason=timed.stop_reason,
-            rounds_until_decided=[result.as_dict() for result in timed.looks],
-            retries=entry.retries,
-            resumed=resumed,
-            per_image=per_image,
+        record = records.ok_record(
+            entry,
+            timed,
+            image_names=self.dataset.names,
+            session=self.session,
+            fingerprint_id=fingerprint_id(self.fingerprints[timed.lane.index]),
+            baseline=next((other for other in self.entries if other.name == self.baseline_name), None),
         )
         self.cache.save_complete(entry.key, record)
         if entry.slot is not None:
             entry.slot.release(remove=True)
             entry.slot = None
         return schema.with_cached(record, cached=False)
-
-    def _pairing(self, entry: Entry, timed: Timed) -> dict[str, Any] | None:
-        """How ``entry`` compares with the baseline timed beside it on its lane (None: no baseline)."""
-        baseline = next((other for other in self.entries if other.name == self.baseline_name), None)
-        if baseline is None or not baseline.ok:
-            return None
-        beside = baseline.timed.get((timed.lane.index, timed.group))
-        if beside is None or len(beside.latencies) < len(timed.latencies):
-            return None
-        # The baseline may have been timed on after this entry's verdict was decided: pair its rounds.
-        paired = beside.latencies[: len(timed.latencies)]
-        every = [latency for latencies in paired for latency in latencies]
-        return schema.pairing(
-            baseline=baseline.name,
-            lane=timed.lane.index,
-            baseline_mean_ms=statistics.fmean(every),
-            round_ratios=paired_round_ratios(timed.latencies, paired),
-        )
 
     # -- the whole run --------------------------------------------------------------------------
 
@@ -795,13 +380,39 @@ class Coordinator:
         with contextlib.ExitStack() as stack:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="esr-workers-"))
             stack.callback(self.close)  # runs first: workers stop before their log folder goes
-            self.logs = self.logs or Path(scratch)
+            self.pool.logs = self.pool.logs or Path(scratch)
             self.prepare()
             if self.all_cached_together() or not any(entry.ok for entry in self.entries):
                 return [self.record(entry) for entry in self.entries], []
-            retimed = [entry.name for entry in self.entries if entry.ok and entry.complete is not None]
+            retimed = [entry.name for entry in self.entries if entry.ok and entry.cached_record is not None]
             self.accuracy_pass()
             self._snapshot_devices("before")
             self.performance_pass()
             self._snapshot_devices("after")  # while the timed workers still hold their devices
             return [self.record(entry) for entry in self.entries], retimed
+
+
+class _LaneWorkers:
+    """The round loop's view of one lane's workers (:class:`harness.runner.timing_loop.TimedWorkers`)."""
+
+    def __init__(self, pool: WorkerPool, lane: Lane, by_name: dict[str, Entry]) -> None:
+        self.pool = pool
+        self.lane = lane
+        self.by_name = by_name
+
+    def prepare(self, name: str, doing: str) -> None:
+        self.pool.ask(self.by_name[name], self.lane, msg.PrepareTiming(), doing)
+
+    def warm_up(self, name: str, request: msg.WarmUp, doing: str) -> int | None:
+        reply = self.pool.ask(self.by_name[name], self.lane, request, doing)
+        return reply.passes if isinstance(reply, msg.WarmedUp) else None
+
+    def time_image(self, name: str, request: msg.TimeImage, doing: str) -> float | None:
+        reply = self.pool.ask(self.by_name[name], self.lane, request, doing)
+        return reply.milliseconds if isinstance(reply, msg.ImageTimed) else None
+
+    def failed(self, name: str) -> bool:
+        return not self.by_name[name].ok
+
+    def restarts(self, name: str) -> int:
+        return len(self.by_name[name].retries)

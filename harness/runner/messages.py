@@ -149,7 +149,9 @@ class WarmedUp:
 
 
 @dataclass(frozen=True)
-class Timed:
+class ImageTimed:
+    """Image ``index`` timed: the median of its repeats' latencies, in ms."""
+
     index: int
     milliseconds: float
 
@@ -161,4 +163,4 @@ class Failed:
     reason: str
 
 
-Reply = Loaded | ImageScored | AccuracyDone | ComplexityCounted | TimingReady | WarmedUp | Timed | Failed
+Reply = Loaded | ImageScored | AccuracyDone | ComplexityCounted | TimingReady | WarmedUp | ImageTimed | Failed

@@ -356,7 +356,7 @@ class SubmissionWorker:
         )
         return msg.WarmedUp(passes)
 
-    def time_image(self, request: msg.TimeImage) -> msg.Timed:
+    def time_image(self, request: msg.TimeImage) -> msg.ImageTimed:
         assert self.timer is not None
         latencies = [
             time_call(self.timer, self._fresh_call(request.index, derive_seed(request.dither_seed, repeat)))[
@@ -365,7 +365,7 @@ class SubmissionWorker:
             for repeat in range(request.repeats)
         ]
         # statistics, not NumPy: np.median's first call imports numpy.ma, 16 ms inside the round.
-        return msg.Timed(request.index, statistics.median(latencies))
+        return msg.ImageTimed(request.index, statistics.median(latencies))
 
 
 def serve(connection: Any, log_path: str) -> None:

@@ -1,0 +1,255 @@
+"""The performance pass of one lane's subgroup: interleaved rounds, until decided or the count is reached.
+
+The loop speaks to the subgroup's workers only through :class:`TimedWorkers` (copy the inputs to
+the device, warm up, time one image), so the coordinator drives it with real workers and the tests
+with an in-process fake of deterministic latencies.
+
+Each round, every open submission warms up, then they take turns image by image
+(:func:`harness.timing.rounds.turn_order`) in the round's shuffled order. The orders of every
+possible round are drawn at once, so a seed gives the same order to round k whether the run stops
+early or not; a round skips the names that stopped. With ``rounds`` unset (``--rounds auto``) the
+loop looks after every round: a submission whose runtime verdict is decided (or whose interval is
+narrow enough, or which hit the cap) stops being timed, while the baseline is timed as long as any
+submission beside it is open. Every call's input is dithered from a seed derived from the round's
+(recorded in its log), the submission and the image; a round measured again after a worker was
+restarted gets new seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from harness.protocols import TimingSettings
+from harness.runner import messages as msg
+from harness.runner.dither import derive_seed
+from harness.runner.entries import SubgroupTimings
+from harness.timing.rounds import paired_round_ratios, round_orders, turn_order
+from harness.timing.sequential import SequentialPlan, look
+
+# A lane's subgroup n > 0 gets its round orders from the run's seed offset by n times this prime.
+_SUBGROUP_SEED_STRIDE = 1_000_003
+
+
+class TimedWorkers(Protocol):
+    """The workers of one subgroup, by submission name, as the round loop speaks to them.
+
+    A request that fails marks its submission failed (``failed`` then says so) and answers None.
+    """
+
+    def prepare(self, name: str, doing: str) -> None:
+        """Put every input on the device (again, after a restart)."""
+        ...
+
+    def warm_up(self, name: str, request: msg.WarmUp, doing: str) -> int | None:
+        """The forward passes the warm-up took; None when the submission failed."""
+        ...
+
+    def time_image(self, name: str, request: msg.TimeImage, doing: str) -> float | None:
+        """The image's latency (the median of its repeats) in ms; None when the submission failed."""
+        ...
+
+    def failed(self, name: str) -> bool: ...
+
+    def restarts(self, name: str) -> int:
+        """How often the submission's worker was lost and restarted so far."""
+        ...
+
+
+@dataclass(frozen=True)
+class Subgroup:
+    """One lane's subgroup: ``names`` in the group's order, the baseline among them (or not)."""
+
+    lane: int
+    number: int  # which of the lane's subgroups
+    label: str  # the lane, for people
+    names: list[str]
+    baseline: str | None  # the baseline's name when it is timed in this subgroup
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.lane, self.number)
+
+
+Progress = Callable[[str, str, int, int], None]  # (name, doing, done, total)
+
+
+def time_rounds(
+    workers: TimedWorkers,
+    subgroup: Subgroup,
+    timings: dict[str, SubgroupTimings],
+    timing: TimingSettings,
+    *,
+    run_seed: int,
+    images: int,
+    on_round: Callable[[dict[str, Any]], None],
+    progress: Progress,
+    clock: Callable[[], float] = time.perf_counter,
+) -> None:
+    """Time ``subgroup`` in rounds into ``timings`` (by name); each round's log goes to ``on_round``."""
+    for name in subgroup.names:
+        workers.prepare(name, f"the copy of the inputs to {subgroup.label}")
+    open_names = set(subgroup.names)
+    started = clock()
+    # Subgroup 0 keeps the seed a lane always had, so a run that fits one subgroup is unchanged.
+    seed = run_seed + subgroup.lane + _SUBGROUP_SEED_STRIDE * subgroup.number
+    orders = round_orders(subgroup.names, timing.rounds or timing.max_rounds, seed)
+    for round_index, every_order in enumerate(orders):
+        order = [name for name in every_order if name in open_names]
+        restarts_before = {name: workers.restarts(name) for name in subgroup.names}
+        rounds_before = {name: len(timings[name].latencies) for name in subgroup.names}
+        log = _time_round(
+            workers, subgroup, timings, timing, order, round_index, run_seed, images, progress, clock
+        )
+        restarted = [
+            name
+            for name in subgroup.names
+            if not workers.failed(name) and workers.restarts(name) != restarts_before[name]
+        ]
+        if restarted:  # a worker was lost and restarted mid-round: that round is measured again
+            for name in restarted:
+                workers.prepare(name, f"the second copy of the inputs to {subgroup.label}")
+            for name in subgroup.names:
+                before = rounds_before[name]
+                del timings[name].latencies[before:], timings[name].warmup_passes[before:]
+            log = _time_round(
+                workers,
+                subgroup,
+                timings,
+                timing,
+                order,
+                round_index,
+                run_seed,
+                images,
+                progress,
+                clock,
+                attempt=1,
+            )
+            log["repeated_after_restart"] = restarted
+        on_round(log)
+        if timing.rounds is None:
+            out_of_time = (
+                timing.max_timing_seconds is not None and clock() - started >= timing.max_timing_seconds
+            )
+            baseline = (
+                subgroup.baseline if subgroup.baseline and not workers.failed(subgroup.baseline) else None
+            )
+            failed = {name for name in subgroup.names if workers.failed(name)}
+            stop_decided(
+                timings,
+                open_names,
+                plan_of(timing),
+                baseline=baseline,
+                failed=failed,
+                out_of_time=out_of_time,
+            )
+            if not open_names:
+                break
+
+
+def plan_of(timing: TimingSettings) -> SequentialPlan:
+    """The stopping rule of ``--rounds auto`` under these settings."""
+    return SequentialPlan(
+        limit=timing.ratio_limit,
+        resolution=timing.resolution,
+        min_rounds=timing.min_rounds,
+        max_rounds=timing.max_rounds,
+    )
+
+
+def stop_decided(
+    timings: dict[str, SubgroupTimings],
+    open_names: set[str],
+    plan: SequentialPlan,
+    *,
+    baseline: str | None,
+    failed: Collection[str],
+    out_of_time: bool,
+) -> None:
+    """After a round: take out of ``open_names`` the submissions whose verdict is decided (or all,
+    at the cap), recording each look and stop reason in ``timings``.
+
+    ``baseline`` is the baseline's name while it is still timed without failure (None otherwise).
+    The baseline is timed while any submission beside it is open; without a baseline there is no
+    ratio to decide, so everyone is timed the minimum number of rounds.
+    """
+    for name, timed in timings.items():
+        if name not in open_names or name == baseline:
+            continue
+        if name in failed:
+            open_names.discard(name)
+            continue
+        if baseline is None:
+            if len(timed.latencies) >= plan.min_rounds:
+                open_names.discard(name)
+            continue
+        beside = timings[baseline].latencies[: len(timed.latencies)]
+        ratios = paired_round_ratios(timed.latencies, beside)
+        result = look([math.log(ratio) for ratio in ratios], plan)
+        stop = result.stop
+        if stop is None and out_of_time and result.rounds >= plan.min_rounds:
+            stop = "cap"
+        timed.looks.append(result)
+        if stop is not None:
+            timed.stop_reason = stop
+            open_names.discard(name)
+    # Alone (every submission beside it stopped, or none), the baseline still gets min rounds.
+    if (
+        baseline is not None
+        and open_names <= {baseline}
+        and len(timings[baseline].latencies) >= plan.min_rounds
+    ):
+        open_names.discard(baseline)
+
+
+def _time_round(
+    workers: TimedWorkers,
+    subgroup: Subgroup,
+    timings: dict[str, SubgroupTimings],
+    timing: TimingSettings,
+    order: Sequence[str],
+    round_index: int,
+    run_seed: int,
+    images: int,
+    progress: Progress,
+    clock: Callable[[], float],
+    attempt: int = 0,
+) -> dict[str, Any]:
+    """One round: everyone in ``order`` warms up, then they take turns image by image; its log."""
+    rounds = timing.rounds or timing.max_rounds
+    dither_seed = derive_seed(run_seed, "dither", *subgroup.key, round_index, attempt)
+    for name in order:
+        warmup = msg.WarmUp(
+            timing.warmup_seconds,
+            timing.warmup_min_passes,
+            timing.warmup_max_passes,
+            derive_seed(dither_seed, name, "warm-up"),
+        )
+        passes = workers.warm_up(name, warmup, f"the warm-up of timing round {round_index + 1}")
+        if passes is not None:
+            timings[name].warmup_passes.append(passes)
+            timings[name].latencies.append([])
+    timed_ms = 0.0
+    started = clock()
+    for index in range(images):
+        for name in turn_order(order, index):
+            doing = f"timing round {round_index + 1} at image {index + 1}/{images}"
+            request = msg.TimeImage(index, timing.repeats, derive_seed(dither_seed, name, index))
+            milliseconds = workers.time_image(name, request, doing)
+            if milliseconds is not None:
+                timings[name].latencies[-1].append(milliseconds)
+                timed_ms += milliseconds
+                done = round_index * images + index + 1
+                progress(name, f"timing round {round_index + 1}/{rounds}", done, rounds * images)
+    wall_ms = (clock() - started) * 1000.0
+    log = {
+        "lane": subgroup.label,
+        "order": list(order),
+        "wall_ms": wall_ms,
+        "timed_ms": timed_ms,
+        "dither_seed": dither_seed,
+    }
+    return log if subgroup.number == 0 else {**log, "subgroup": subgroup.number}
