@@ -30,6 +30,25 @@ LAYERS: list[set[str]] = [
 ]
 RANK = {part: index for index, layer in enumerate(LAYERS) for part in layer}
 
+# The runner's modules, lowest first, by the same rule: each job over the ones it uses. At the
+# bottom the plain parts (cache, schema, scheduling, ...); then the worker and the ways to run it
+# (a process, a sandbox, lanes, Ray, in process); the entries; the steps of a run; the coordinator
+# that orders them; and the package, which builds the run document.
+RUNNER = HARNESS / "runner"
+RUNNER_LAYERS: list[set[str]] = [
+    {"schema", "cache", "dither", "forward", "device_sharing", "sandbox", "shared_data"},
+    {"scheduling", "fan_out", "progress", "messages", "settings"},
+    {"worker"},
+    {"worker_main", "process", "sandboxed"},
+    {"lanes", "in_process", "ray_lanes"},
+    {"entries", "executors"},
+    {"timing_loop", "records", "cache_lookup", "worker_pool"},
+    {"accuracy_pass", "performance_pass"},
+    {"coordinator"},
+    {"__init__"},
+]
+RUNNER_RANK = {module: index for index, layer in enumerate(RUNNER_LAYERS) for module in layer}
+
 
 def _part(module: str) -> str | None:
     """``harness.x.y`` -> ``x``; None for the package itself and for other packages."""
@@ -102,6 +121,39 @@ def test_no_two_parts_import_each_other() -> None:
     pairs = {(importer, imported) for _, _, importer, imported in _edges()}
     cycles = sorted({tuple(sorted(pair)) for pair in pairs if pair[::-1] in pairs})
     assert not cycles, f"parts that import each other: {cycles}"
+
+
+def _runner_edges() -> list[tuple[str, int, str, str]]:
+    """(file, line, importing module, imported module) for every import between two runner modules
+    (``from harness.runner import messages`` names the module in the alias)."""
+    edges = []
+    for path in sorted(RUNNER.glob("*.py")):
+        found = list(_imports(path, _module_name(path)))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "harness.runner":
+                found += [(node.lineno, f"harness.runner.{alias.name}") for alias in node.names]
+        for line, name in found:
+            pieces = name.split(".")
+            if pieces[:2] == ["harness", "runner"] and len(pieces) > 2 and pieces[2] in RUNNER_RANK:
+                edges.append((path.name, line, path.stem, pieces[2]))
+    return edges
+
+
+def test_every_runner_module_has_a_layer() -> None:
+    missing = sorted(path.stem for path in RUNNER.glob("*.py") if path.stem not in RUNNER_RANK)
+    assert not missing, (
+        f"give these modules of harness/runner/ a layer in RUNNER_LAYERS of {__file__}: {missing}"
+    )
+
+
+def test_no_runner_module_imports_one_above_its_layer() -> None:
+    upward = [
+        f"runner/{where}:{line}: {importer} (layer {RUNNER_RANK[importer]}) imports {imported} "
+        f"(layer {RUNNER_RANK[imported]})"
+        for where, line, importer, imported in _runner_edges()
+        if RUNNER_RANK[imported] > RUNNER_RANK[importer]
+    ]
+    assert not upward, "\n".join(upward)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,144 @@
+"""The performance pass: each submission timed on one lane, beside the baseline timed on that lane.
+
+Submissions go to the lanes in turn (:func:`harness.runner.scheduling.assign_lanes`). Lanes on
+distinct devices time at the same time; lanes that share a device (CPU lanes of one machine) one
+after another, so a performance round never shares its device with other work of the run. A lane's
+submissions are timed in subgroups small enough for the device's worker budget, one after another,
+each beside the baseline (whose worker stays up throughout), in the rounds of
+:mod:`harness.runner.timing_loop`. Then the worker of the lane that timed a submission counts its
+complexity.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from harness.runner import messages as msg
+from harness.runner import scheduling
+from harness.runner.device_sharing import timing_subgroups
+from harness.runner.entries import Entry, SubgroupTimings
+from harness.runner.fan_out import on_threads
+from harness.runner.lanes import Lane
+from harness.runner.progress import Progress
+from harness.runner.timing_loop import Subgroup, time_rounds
+from harness.runner.worker_pool import WorkerPool
+
+
+class PerformancePass:
+    """The performance pass of one run on ``lanes``; every round's log goes to ``round_log``."""
+
+    def __init__(
+        self,
+        pool: WorkerPool,
+        lanes: list[Lane],
+        progress: Progress,
+        *,
+        baseline_name: str | None,
+        seed: int,
+        round_log: list[dict[str, Any]],
+    ) -> None:
+        self.pool = pool
+        self.lanes = lanes
+        self.progress = progress
+        self.baseline_name = baseline_name
+        self.seed = seed
+        self.round_log = round_log
+
+    def _assign_lanes(self, entries: list[Entry]) -> dict[int, list[Entry]]:
+        """Each submission to a lane, in turn; the baseline to every lane that times something."""
+        by_name = {entry.name: entry for entry in entries if entry.ok}
+        groups = scheduling.assign_lanes(list(by_name), self.baseline_name, len(self.lanes))
+        for index, names in groups.items():
+            for name in names:
+                by_name[name].lane = self.lanes[0 if name == self.baseline_name else index]
+        return {index: [by_name[name] for name in names] for index, names in groups.items()}
+
+    def run(self, entries: list[Entry]) -> None:
+        """Time every entry that has not failed; lanes of distinct devices at the same time."""
+        groups = self._assign_lanes(entries)
+        # Workers no lane times any more (accuracy shards elsewhere) are closed first.
+        for entry in entries:
+            for index in [i for i in entry.workers if i not in groups or entry not in groups[i]]:
+                entry.workers.pop(index).close()
+        by_device: dict[str, list[Lane]] = defaultdict(list)
+        for index in groups:
+            by_device[self.lanes[index].exclusive].append(self.lanes[index])
+
+        def time_lanes_of_one_device(lanes: list[Lane]) -> None:
+            for lane in lanes:
+                baseline = [entry for entry in groups[lane.index] if entry.name == self.baseline_name]
+                others = [entry for entry in groups[lane.index] if entry.name != self.baseline_name]
+                subgroups = timing_subgroups(others, self.pool.budget.per_device) or [[]]
+                for number, subgroup in enumerate(subgroups):
+                    self._time_lane(lane, subgroup + baseline, number)
+
+        on_threads(time_lanes_of_one_device, list(by_device.values()))
+
+    def _time_lane(self, lane: Lane, group: list[Entry], number: int = 0) -> None:
+        """Subgroup ``number`` of ``lane``: interleaved rounds of its submissions and the baseline."""
+        assert self.pool.split is not None
+        key = (lane.index, number)
+        for entry in group:
+            entry.timings[key] = SubgroupTimings(lane, number)
+            if entry.lane is lane and entry.timing_key is None:
+                entry.timing_key = key
+        by_name = {entry.name: entry for entry in group}
+        subgroup = Subgroup(
+            lane=lane.index,
+            number=number,
+            label=lane.label,
+            names=list(by_name),
+            baseline=self.baseline_name if self.baseline_name in by_name else None,
+        )
+        time_rounds(
+            LaneWorkers(self.pool, lane, by_name),
+            subgroup,
+            {entry.name: entry.timings[key] for entry in group},
+            self.pool.config.timing,
+            run_seed=self.seed,
+            images=len(self.pool.split),
+            on_round=self.round_log.append,
+            progress=lambda name, doing, done, total: self.progress.show(
+                name, lane.label, doing, done, total
+            ),
+        )
+        # Last: its forward pass at the counting size must not disturb the warm state timed above.
+        for entry in group:
+            if entry.lane is lane and entry.cached_record is None and entry.state.complexity is None:
+                self._count_complexity(entry, lane)
+
+    def _count_complexity(self, entry: Entry, lane: Lane) -> None:
+        """Params, FLOPs, activations and #conv, by the worker of the lane that times the entry."""
+        request = msg.CountComplexity(self.pool.config.flop_counter)
+        reply = self.pool.ask(entry, lane, request, "the complexity count")
+        if isinstance(reply, msg.ComplexityCounted):
+            with self.pool.lock:
+                entry.state.complexity = reply.counts
+                entry.checkpoint()
+
+
+class LaneWorkers:
+    """The round loop's view of one lane's workers (:class:`harness.runner.timing_loop.TimedWorkers`)."""
+
+    def __init__(self, pool: WorkerPool, lane: Lane, by_name: dict[str, Entry]) -> None:
+        self.pool = pool
+        self.lane = lane
+        self.by_name = by_name
+
+    def prepare(self, name: str, doing: str) -> None:
+        self.pool.ask(self.by_name[name], self.lane, msg.PrepareTiming(), doing)
+
+    def warm_up(self, name: str, request: msg.WarmUp, doing: str) -> int | None:
+        reply = self.pool.ask(self.by_name[name], self.lane, request, doing)
+        return reply.passes if isinstance(reply, msg.WarmedUp) else None
+
+    def time_image(self, name: str, request: msg.TimeImage, doing: str) -> float | None:
+        reply = self.pool.ask(self.by_name[name], self.lane, request, doing)
+        return reply.milliseconds if isinstance(reply, msg.ImageTimed) else None
+
+    def failed(self, name: str) -> bool:
+        return not self.by_name[name].ok
+
+    def restarts(self, name: str) -> int:
+        return len(self.by_name[name].retries)
