@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from harness.integrity import integrity_failure
 from harness.protocols import Protocol
 from harness.runner.schema import judged_record, with_cells
 from harness.timing.rounds import RatioEstimate, Verdict, ratio_estimate
@@ -282,7 +283,9 @@ def apply_constraints(run: dict[str, Any], protocol: Protocol) -> dict[str, Any]
     results = []
     for record in run.get("results", []):
         verdicts = check_constraints(record, baseline=baseline, protocol=protocol, dataset=dataset)
-        checked = judged_record(record, [item.as_dict() for item in verdicts], validity(verdicts))
+        # A failed integrity check makes the record invalid whatever its constraints say.
+        valid = False if integrity_failure(record) else validity(verdicts)
+        checked = judged_record(record, [item.as_dict() for item in verdicts], valid)
         if record.get("cells"):
             checked = with_cells(checked, _cells_checked(record["cells"], baseline, protocol, dataset))
         results.append(checked)

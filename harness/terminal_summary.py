@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.footnotes import Footnotes
+from harness.integrity import integrity_failure
 from harness.texttable import format_table
 from harness.timing import device_name
 from harness.verdicts import (
@@ -129,6 +130,11 @@ def results_table(run: dict[str, Any]) -> str:
     if rounds:
         lines.append(rounds)
     lines += [f"FAILED {r['submission']}: {r['error']}" for r in results if r["status"] != "ok"]
+    lines += [
+        f"INVALID {r['submission']}: {reason}"
+        for r in results
+        if (reason := integrity_failure(r)) is not None
+    ]
     cached = [r["submission"] for r in results if r["status"] == "ok" and r.get("cached")]
     if cached:
         lines.append(f"Reused from the cache (timed together by an earlier command): {', '.join(cached)}.")

@@ -15,6 +15,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from harness.integrity import integrity_failure
+
 __all__ = [
     "VALIDITY_LABELS",
     "Verdict",
@@ -49,7 +51,10 @@ def record_validity(record: Mapping[str, Any]) -> Verdict | None:
     """A result record's validity; a null ``valid`` beside verdicts is inconclusive, never valid.
 
     None when the record carries no verdicts at all (a run document without constraints applied).
+    A failed integrity check is a fail whatever ``valid`` says.
     """
+    if integrity_failure(record):
+        return "fail"
     valid = record.get("valid")
     if valid is True:
         return "pass"

@@ -19,7 +19,7 @@ HARNESS = Path(__file__).resolve().parents[1] / "harness"
 # Lowest first. A part may import parts of its own layer or of any layer before it.
 LAYERS: list[set[str]] = [
     {"errors", "atomic", "yaml_schema", "imresize", "footnotes", "texttable"},
-    {"provenance", "protocols", "data", "metrics", "timing", "complexity", "models", "cells"},
+    {"provenance", "protocols", "data", "metrics", "timing", "integrity", "complexity", "models", "cells"},
     {"submissions"},
     {"zoo"},
     {"runner", "constraints", "verdicts", "comparison"},

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from harness.commands._common import add_run_options, default_run_dir, run_evaluation, write_run
+from harness.integrity import integrity_failure
 from harness.terminal_summary import results_table
 
 NAME = "evaluate"
@@ -37,5 +38,10 @@ def run(args: argparse.Namespace) -> int:
     results_path = write_run(document, out_dir, args.json)
     print(results_table(document))
     print(f"results: {results_path}")
-    failed = [record for record in document["results"] if record["status"] != "ok"]
+    # A submission's fault (it failed, or failed an integrity check) is exit 1; the others still ranked.
+    failed = [
+        record
+        for record in document["results"]
+        if record["status"] != "ok" or integrity_failure(record) is not None
+    ]
     return 1 if failed else 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.constraints import ConstraintResult, baseline_name, check_constraints, find_baseline
 from harness.errors import HarnessError
+from harness.integrity import integrity_failure
 from harness.leaderboard.runs import RunFile, dataset_label, same_dataset
 from harness.leaderboard.table import PlotPanel
 from harness.protocols import Protocol
@@ -38,8 +39,11 @@ class MeasuredEntry:
         """pass, fail or inconclusive; inconclusive also when the run recorded it so.
 
         The verdicts are recomputed under the protocol; a result its run could not decide is
-        never shown as valid, whichever harness version recomputes it.
+        never shown as valid, whichever harness version recomputes it; a failed integrity check
+        makes it invalid whatever its constraints say.
         """
+        if integrity_failure(self.record):
+            return "fail"
         recomputed = overall(item.as_dict() for item in self.constraints)
         if recomputed == "pass" and record_validity(self.record) == "inconclusive":
             return "inconclusive"
@@ -88,6 +92,9 @@ class MeasuredEntry:
             return "baseline: the constraint reference, not ranked"
         if self.record.get("status") != "ok":
             return f"failed: {self.record.get('error') or 'no reason recorded'}"
+        integrity = integrity_failure(self.record)
+        if integrity:
+            return f"not ranked: {integrity}"
         reasons = []
         for item in self.constraints:
             if item.name in required and not item.passed:

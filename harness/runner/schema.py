@@ -122,6 +122,22 @@ class ConstraintRecord(TypedDict):
     interval: list[float] | None  # 95% interval [low, high] of a paired runtime ratio, else null
 
 
+class IntegrityCheck(TypedDict):
+    """One entry of a record's ``integrity.checks`` (harness.integrity.Check)."""
+
+    name: str  # timed_outputs, timed_scores, clocks or repeated_inputs
+    verdict: Literal["pass", "fail"]  # fail makes the submission invalid: listed, not ranked
+    detail: str  # one line: what was compared and what was found
+
+
+class IntegrityRecord(TypedDict):
+    """A record's ``integrity``: what was checked from outside the submission's process."""
+
+    sandbox: dict[str, Any]  # how its worker was confined: enabled and bwrap, or enabled false and reason
+    checks: list[IntegrityCheck]  # each check that ran, in the order they ran
+    verdict: Literal["pass", "fail"]  # fail when one check failed
+
+
 class ResultRecord(TypedDict):
     """One submission's result in the run document's ``results``."""
 
@@ -164,7 +180,7 @@ class ResultRecord(TypedDict):
     cached: NotRequired[bool]  # true when read from the result cache; written by every run
     constraints: NotRequired[list[ConstraintRecord]]  # verdicts; present once the command layer judged it
     valid: NotRequired[bool | None]  # all verdicts pass (null: inconclusive); present once judged
-    integrity: NotRequired[dict[str, Any]]  # integrity checks of the submission; present when they ran
+    integrity: NotRequired[IntegrityRecord]  # checks made outside its process; present when they ran
     cells: NotRequired[dict[str, dict[str, Any]]]  # each cell's cell_record; present when --cells adds one
     sandbox: NotRequired[dict[str, Any]]  # how the worker was confined; present when it ran sandboxed
     placement: NotRequired[str | None]  # "cuda calls mapped to cpu" when they were; null otherwise; when ok

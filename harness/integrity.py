@@ -1,0 +1,209 @@
+"""Integrity checks of a submission's measurements, made outside its process, and their record.
+
+The measured code is untrusted: what its worker reports (a forward time, an output) is checked by
+trusted code that the worker cannot reach. Each check ends in a :class:`Check` (a name, ``pass`` or
+``fail``, one line of detail); a record's ``integrity`` holds them with the worker's confinement
+(``sandbox``) and an overall verdict. One failed check makes the submission invalid: it is listed,
+not ranked, and ``esr evaluate`` exits 1 (``docs/integrity.md`` has the threat model).
+
+The checks here are pure functions of what the coordinator observed, so each has a unit test with
+the arithmetic written out:
+
+* :func:`output_audit` (as MLPerf's TEST01): a timed call's output equals the output of an untimed
+  re-run on the same input, within :data:`OUTPUT_TOLERANCE` (kernels need not be deterministic).
+* :func:`clock_check`: the forward times the worker reports agree with the coordinator's own clock
+  around each timed request, less the request's overhead measured in the same run.
+* :func:`repeated_input_check` (as MLPerf's TEST04): a round that repeats one image identically is
+  not more than 10% faster than the dithered rounds, interval included.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from harness.timing.rounds import ratio_estimate
+
+__all__ = [
+    "CLOCK_MARGIN",
+    "OUTPUT_TOLERANCE",
+    "REPEAT_SPEEDUP_LIMIT",
+    "Check",
+    "OutputTolerance",
+    "clock_check",
+    "draw_audited_rounds",
+    "integrity_failure",
+    "integrity_record",
+    "output_audit",
+    "outputs_agree",
+    "repeated_input_check",
+]
+
+CheckVerdict = Literal["pass", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One integrity check's outcome: ``detail`` is one line a reader can act on."""
+
+    name: str
+    verdict: CheckVerdict
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "verdict": self.verdict, "detail": self.detail}
+
+
+def integrity_record(sandbox: Mapping[str, Any], checks: Sequence[Check]) -> dict[str, Any]:
+    """A record's ``integrity``: how its worker was confined, each check, and fail if one failed."""
+    return {
+        "sandbox": dict(sandbox),
+        "checks": [check.as_dict() for check in checks],
+        "verdict": "fail" if any(check.verdict == "fail" for check in checks) else "pass",
+    }
+
+
+def integrity_failure(record: Mapping[str, Any]) -> str | None:
+    """The one-line reason a record failed its integrity checks; None when it did not (or none ran)."""
+    integrity = record.get("integrity")
+    if not isinstance(integrity, Mapping) or integrity.get("verdict") != "fail":
+        return None
+    failed = [check for check in integrity.get("checks", []) if check.get("verdict") == "fail"]
+    return "integrity: " + "; ".join(f"{check['name']}: {check['detail']}" for check in failed)
+
+
+# -- timed outputs (TEST01) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputTolerance:
+    """Two uint8 outputs agree when at least ``min_fraction`` of their values differ by at most
+    ``max_level_difference`` (GPU kernels may pick another summation order from call to call)."""
+
+    max_level_difference: int = 1
+    min_fraction: float = 0.999
+
+    def describe(self) -> str:
+        return f"within {self.max_level_difference} level on {self.min_fraction:.1%} of values"
+
+
+OUTPUT_TOLERANCE = OutputTolerance()
+
+
+def outputs_agree(
+    timed: np.ndarray, untimed: np.ndarray, tolerance: OutputTolerance = OUTPUT_TOLERANCE
+) -> tuple[bool, str]:
+    """Whether a timed call's uint8 output agrees with its untimed re-run, and how far apart they are."""
+    if timed.shape != untimed.shape:
+        return False, f"shape {tuple(timed.shape)} differs from the re-run's {tuple(untimed.shape)}"
+    difference = np.abs(timed.astype(np.int16) - untimed.astype(np.int16))
+    within = float(np.count_nonzero(difference <= tolerance.max_level_difference)) / max(difference.size, 1)
+    largest = int(difference.max()) if difference.size else 0
+    agree = within >= tolerance.min_fraction
+    return (
+        agree,
+        f"{within:.4%} of values within {tolerance.max_level_difference} level (largest difference {largest})",
+    )
+
+
+def output_audit(
+    comparisons: Sequence[tuple[str, bool, str]], tolerance: OutputTolerance = OUTPUT_TOLERANCE
+) -> Check:
+    """The TEST01 check from each audited call's (label, agreed, detail), e.g. ("round 3, 0801", ...)."""
+    if not comparisons:
+        return Check("timed_outputs", "fail", "no timed call was audited")
+    disagreeing = [(label, detail) for label, agreed, detail in comparisons if not agreed]
+    if disagreeing:
+        label, detail = disagreeing[0]
+        return Check(
+            "timed_outputs",
+            "fail",
+            f"{len(disagreeing)} of {len(comparisons)} audited timed outputs differ from an untimed "
+            f"re-run of the same input (first: {label}, {detail})",
+        )
+    return Check(
+        "timed_outputs",
+        "pass",
+        f"{len(comparisons)} audited timed outputs equal their untimed re-runs ({tolerance.describe()})",
+    )
+
+
+def draw_audited_rounds(seed: int, images: int, rounds: int) -> dict[int, int]:
+    """For each image, the round (0-based, under ``rounds``) whose timed call of it is audited.
+
+    Drawn by the coordinator from the run's recorded seed and never told to the worker; ``rounds``
+    is the number every submission is certain to take part in (the minimum), so each image has one.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    draw = random.Random(f"{seed}:output-audit")
+    return {image: draw.randrange(rounds) for image in range(images)}
+
+
+# -- clocks ----------------------------------------------------------------------------------
+
+#: A submission's reported forward times may read at most this much under what the coordinator saw.
+CLOCK_MARGIN = 0.10
+
+
+def clock_check(
+    reported_ms: Sequence[float],
+    observed_ms: Sequence[float],
+    overhead_ms: float,
+    margin: float = CLOCK_MARGIN,
+) -> Check:
+    """Compare the worker's forward times with the coordinator's clock around the same requests.
+
+    ``observed_ms`` are the coordinator's times of the timed requests (sent to answered), and
+    ``overhead_ms`` what such a request costs beyond its forward pass, measured in the same run (the
+    baseline's requests, or an empty one). Honest workers report about ``observed - overhead``; one
+    that slows its clocks, or leaves work running past its end event, reports less. The medians are
+    compared, so one request delayed by the machine does not decide.
+    """
+    if not reported_ms or len(reported_ms) != len(observed_ms):
+        raise ValueError("clock_check needs as many observed as reported times, at least one")
+    reported = statistics.median(reported_ms)
+    seen = statistics.median(observed_ms) - overhead_ms
+    if seen <= 0 or reported >= seen * (1 - margin):
+        return Check(
+            "clocks",
+            "pass",
+            f"reported {reported:.3g} ms, coordinator {seen:.3g} ms beyond {overhead_ms:.3g} ms of overhead (medians)",
+        )
+    return Check(
+        "clocks",
+        "fail",
+        f"clocks disagree: the worker reported {reported:.3g} ms per forward pass, the coordinator saw "
+        f"{seen:.3g} ms beyond {overhead_ms:.3g} ms of overhead (medians; margin {margin:.0%})",
+    )
+
+
+# -- repeated inputs (TEST04) -----------------------------------------------------------------
+
+#: Repeated identical inputs may be at most this much faster (ratio of times) before it is reported.
+REPEAT_SPEEDUP_LIMIT = 0.90
+
+
+def repeated_input_check(repeated_ms: Sequence[float], dithered_ms: Sequence[float]) -> Check:
+    """Whether calls repeating one input identically run faster than dithered calls of that image.
+
+    Each repeated call's time over the median dithered one gives a ratio; the check fails when the
+    whole 95% interval of their geometric mean lies under :data:`REPEAT_SPEEDUP_LIMIT` (a model
+    that answers repeated inputs from a cache). Honest models run as fast either way.
+    """
+    if len(repeated_ms) < 2 or not dithered_ms:
+        raise ValueError("repeated_input_check needs two repeated and one dithered time at least")
+    reference = statistics.median(dithered_ms)
+    estimate = ratio_estimate([t / reference for t in repeated_ms], limit=REPEAT_SPEEDUP_LIMIT)
+    assert estimate.interval is not None  # two ratios or more
+    low, high = estimate.interval
+    described = f"repeated / dithered {estimate.value:.3f} [{low:.3f}, {high:.3f}]"
+    if high < REPEAT_SPEEDUP_LIMIT and math.isfinite(high):
+        return Check("repeated_inputs", "fail", f"speeds up on repeated inputs: {described}")
+    return Check("repeated_inputs", "pass", f"no speed-up on repeated inputs: {described}")

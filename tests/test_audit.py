@@ -1,0 +1,107 @@
+"""The timing audit (harness.runner.audit), driven with the observations of made-up workers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.runner.audit import REPEATED_CALLS, TimingAudit, timed_score_check
+
+IMAGES, ROUNDS = 4, 5
+HR = [np.full((8, 8, 3), 10 * (image + 1), np.uint8) for image in range(IMAGES)]
+
+
+def psnr_db(image: int, output: np.ndarray) -> float:
+    """PSNR of ``output`` against this test's HR, written out (peak 255)."""
+    error = float(np.mean((output.astype(np.float64) - HR[image].astype(np.float64)) ** 2))
+    return float("inf") if error == 0 else 10 * np.log10(255.0**2 / error)
+
+
+def drive(
+    audit: TimingAudit,
+    name: str,
+    *,
+    forward_ms: float,
+    report_factor: float = 1.0,
+    overhead_ms: float = 4.0,
+    timed_error: int = 1,
+    rerun_error: int = 1,
+    repeat_factor: float = 1.0,
+) -> None:
+    """A worker whose forward pass takes ``forward_ms``; it reports ``report_factor`` of it; its timed
+    outputs are HR + ``timed_error`` levels, its re-runs HR + ``rerun_error``; repeated identical
+    inputs take ``repeat_factor`` of the time."""
+    for round_index in range(ROUNDS):
+        for image in range(IMAGES):
+            output = HR[image] + np.uint8(timed_error)
+            audit.observe(
+                name,
+                round_index=round_index,
+                image=image,
+                dither_seed=1000 * round_index + image,
+                reported_ms=forward_ms * report_factor + 0.01 * round_index,
+                observed_ms=forward_ms + overhead_ms + 0.01 * round_index,
+                output=output if audit.keeps(round_index, image) else None,
+            )
+    for image, _seed in audit.reruns(name):
+        audit.rerun_output(name, image, HR[image] + np.uint8(rerun_error))
+    audit.repeated(
+        name, [forward_ms * repeat_factor * report_factor + 0.01 * n for n in range(REPEATED_CALLS)]
+    )
+
+
+def verdicts(audit: TimingAudit, name: str) -> dict[str, str]:
+    accuracy = {image: psnr_db(image, HR[image] + np.uint8(1)) for image in range(IMAGES)}
+    return {check.name: check.verdict for check in audit.checks(name, accuracy)}
+
+
+def audited(**cheat: float) -> dict[str, str]:
+    audit = TimingAudit(seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base", score_db=psnr_db)
+    drive(audit, "base", forward_ms=20.0)
+    drive(audit, "sub", forward_ms=10.0, **cheat)
+    return verdicts(audit, "sub")
+
+
+ALL_PASS = {"timed_outputs": "pass", "timed_scores": "pass", "clocks": "pass", "repeated_inputs": "pass"}
+
+
+def test_an_honest_worker_passes_every_check() -> None:
+    assert audited() == ALL_PASS
+
+
+def test_each_image_has_one_kept_output_and_one_rerun() -> None:
+    audit = TimingAudit(seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base")
+    kept = [(r, i) for r in range(ROUNDS) for i in range(IMAGES) if audit.keeps(r, i)]
+    assert sorted(image for _, image in kept) == list(range(IMAGES))
+
+
+def test_a_clock_slowed_to_half_speed_fails_the_clock_check() -> None:
+    assert audited(report_factor=0.5) == {**ALL_PASS, "clocks": "fail"}
+
+
+def test_timed_outputs_that_differ_from_their_reruns_fail() -> None:
+    assert audited(rerun_error=5)["timed_outputs"] == "fail"
+
+
+def test_a_cheaper_model_in_timed_calls_fails_even_when_its_reruns_agree() -> None:
+    # Timed calls (and their re-runs) are 8 levels off instead of 1: 18.1 dB lower.
+    assert audited(timed_error=8, rerun_error=8) == {**ALL_PASS, "timed_scores": "fail"}
+
+
+def test_a_cache_answering_repeated_inputs_fails_the_repeat_check() -> None:
+    assert audited(repeat_factor=0.3) == {**ALL_PASS, "repeated_inputs": "fail"}
+
+
+def test_the_baseline_is_the_clock_reference_and_is_not_clock_checked() -> None:
+    audit = TimingAudit(seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base")
+    drive(audit, "base", forward_ms=20.0)
+    assert "clocks" not in {check.name for check in audit.checks("base")}
+
+
+def test_the_score_check_says_how_far_under_the_worst_output_scored() -> None:
+    check = timed_score_check(
+        {0: ("round 2, image 1", 30.0), 1: ("round 1, image 2", 31.5)}, {0: 30.5, 1: 31.6}
+    )
+    assert check.verdict == "fail" and check.detail.startswith(
+        "round 2, image 1: the timed output scores 0.50 dB under"
+    )
+    assert timed_score_check({0: ("r", 30.41)}, {0: 30.5}).verdict == "pass"  # 0.09 dB: the dither's room
