@@ -43,6 +43,7 @@ from harness.runner.device_sharing import DeviceGate, WorkerBudget, timing_subgr
 from harness.runner.dither import derive_seed
 from harness.runner.lanes import Executor, Lane, WorkerHandle
 from harness.runner.process import WorkerLost
+from harness.runner.scorer import Scorer, scoring_device
 from harness.runner.settings import RunConfig
 from harness.runner.shared_data import SharedSplit, share_dataset
 from harness.submissions import ResolvedWeights, Submission, model_source_digest, resolve_weights
@@ -294,7 +295,7 @@ class Coordinator:
         lane: Lane,
         request: msg.Request,
         doing: str,
-        on_progress: Callable[[msg.ImageScored], Any] | None = None,
+        on_progress: Callable[[msg.ImageOutput], Any] | None = None,
         *,
         alone: bool = False,
     ) -> msg.Reply | None:
@@ -340,9 +341,7 @@ class Coordinator:
             trust_weights=config.trust_weights,
             device=lane.device,
             settings=msg.TorchSettings(cudnn_benchmark=config.timing.cudnn_benchmark, threads=self.threads),
-            split=self.split,
-            border=config.border,
-            save_images_dir=config.save_images_dir / entry.name if config.save_images_dir else None,
+            split=self.split.inputs_only(),  # LR only: the ground truth stays with the scorer
             cell=entry.cell,
         )
         in_cell = "" if entry.cell == "fp32" else f".{entry.cell}"
@@ -442,13 +441,24 @@ class Coordinator:
         self._on_lanes(work, self.lanes)
 
     def _score(self, entry: Entry, shard: tuple[int, ...], *, lane: Lane) -> None:
+        """The shard's outputs from the entry's worker, each scored here as it comes (harness.runner.scorer)."""
         assert self.split is not None
         state = entry.state
         total = len(self.split)
+        save_dir = self.config.save_images_dir
+        scorer = Scorer(
+            self.split,
+            shard,
+            scale=entry.submission.scale,
+            border=self.config.border,
+            device=scoring_device(lane.device, lane.node),
+            save_dir=save_dir / entry.name if save_dir is not None else None,
+        )
 
-        def checkpoint(scored: msg.ImageScored) -> None:
+        def checkpoint(output: msg.ImageOutput) -> None:
+            record = scorer.score(output)
             with self._lock:
-                state["per_image"].append(scored.record)
+                state["per_image"].append(record)
                 entry.slot.save(state)  # type: ignore[union-attr]
                 count = len(state["per_image"])
             self.progress.show(entry, lane.label, "accuracy", count, total)
@@ -472,6 +482,8 @@ class Coordinator:
                         state["first_call_ms"] = reply.first_call_ms
                     if reply.max_memory_mb is not None:
                         state["max_memory_mb"] = max(reply.max_memory_mb, state["max_memory_mb"] or 0.0)
+        if entry.ok and scorer.missing:
+            self._fail(entry, f"{entry.name}: the worker sent no output for {', '.join(scorer.missing)}")
 
     # -- performance pass -----------------------------------------------------------------------
 
