@@ -5,8 +5,8 @@ Y planes. The coordinator decodes each image once (on a few threads, before any 
 corrupt file is one error before anything is measured) and writes LR, HR and Y as ``.npy`` files;
 each worker maps the LR files read-only, so the operating system keeps one copy in its page cache
 however many workers read them. Workers are given :meth:`SharedSplit.inputs_only`, which names no
-HR file: the ground truth is read by the scorer alone (:mod:`harness.runner.scorer`). The folder is named after the dataset's content hash and reused by later
-runs on the same data. It is decoded into a temporary folder that is renamed into place once whole,
+HR file: the ground truth is read by the scorer alone (:mod:`harness.runner.scorer`). The folder is
+named after the dataset's content hash and reused by later runs on the same data. It is decoded into a temporary folder that is renamed into place once whole,
 so a bad image (an error before anything is measured) or a killed run leaves nothing behind, and
 two runs decoding the same data at once both end with the same complete folder.
 """
