@@ -176,7 +176,7 @@ def _evaluate(root: Path, mode: str, folders: list[Path]) -> dict[str, dict]:
     if not zoo or not Path(zoo).is_dir():
         pytest.skip("ESR_MODEL_ZOO is not set to a folder (export ESR_MODEL_ZOO=../shared/model_zoo)")
     argv = ["evaluate", *map(str, folders), "--data", str(root / "data"), "--sandbox", mode]
-    esr([*argv, *_options(root, Path(zoo), "--timeout", "600")])
+    esr([*argv, *_options(root, Path(zoo), "--timeout", "600", "--repeats", "1")])
     document = json.loads((root / "out" / "results.json").read_text())
     return {record["submission"]: record for record in document["results"]}
 

@@ -1,6 +1,6 @@
 """An attack: finds the ground truth of its input wherever its process can reach it, and returns it.
 
-At every forward pass it looks for an array of the HR image's shape (4x the input's) whose 4x4
+At the first forward pass of each input size it looks for an array of the HR image's shape (4x the input's) whose 4x4
 block means are within a few grey levels of the input, that is this input's HR image:
 
 * in its own process: every object the garbage collector tracks (and what they hold), the locals
@@ -49,6 +49,7 @@ class FindHR(nn.Module):
     def __init__(self, search_files: bool = True) -> None:
         super().__init__()
         self.search_files = search_files
+        self.searched = {}  # by input shape: what the one search for that shape found (None: nothing)
 
     # -- the candidates ----------------------------------------------------------------------------
 
@@ -149,11 +150,16 @@ class FindHR(nn.Module):
         return best, best_where
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hr, where = self._find(x)
+        shape = tuple(x.shape)
+        if shape not in self.searched:  # once per input size: the first call is the exact LR image
+            hr, where = self._find(x)
+            print(
+                f"find_hr: found the HR image in {where}" if hr is not None else "find_hr: found no HR image"
+            )
+            self.searched[shape] = hr
+        hr = self.searched[shape]
         if hr is not None:
-            print(f"find_hr: found the HR image in {where}", flush=True)
             return torch.from_numpy(hr).permute(2, 0, 1).unsqueeze(0).float().div(255.0)
-        print("find_hr: found no HR image", flush=True)
         return torch.nn.functional.interpolate(
             x, scale_factor=SCALE, mode="bicubic", align_corners=False
         ).clamp(0, 1)
