@@ -18,6 +18,7 @@ It prints where it found the image, or that it found none, to its log.
 import gc
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,7 @@ class FindHR(nn.Module):
         return found
 
     def _candidates(self):
+        warnings.simplefilter("ignore")  # reading every attribute wakes deprecated modules up
         yield from self._in_objects()
         yield from self._in_files(self._mapped_files(), "a mapped file")
         if self.search_files:
