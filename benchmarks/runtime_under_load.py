@@ -2,8 +2,8 @@
 
 Starts ``benchmarks/load.py`` (3 s of a one-core busy loop, 3 s of sleep), runs
 ``esr evaluate SUBMISSION --data samples --device cpu --force`` N times while it runs, and prints each
-run's runtime ratio to the baseline with its 95% interval and verdict, then how far the ratios lie
-from their median. The target: every ratio within +-5% of the median, and one verdict for all runs
+run's runtime ratio to the baseline with its 95% interval, verdict, the rounds it used and why it
+stopped (``--rounds auto`` is the default), then how far the ratios lie from their median. The target: every ratio within +-5% of the median, and one verdict for all runs
 (or inconclusive for all).
 
     ESR_MODEL_ZOO=../shared/model_zoo .venv/bin/python benchmarks/runtime_under_load.py --runs 5
@@ -17,17 +17,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
 
-def _runtime_constraint(results: Path, submission: str) -> dict:
+def _record(results: Path, submission: str) -> dict:
     document = json.loads(results.read_text(encoding="utf-8"))
     record = next(r for r in document["results"] if r["submission"] == submission)
     if record["status"] != "ok":
         raise SystemExit(f"{submission} failed: {record['error']}")
-    return next(c for c in record["constraints"] if c["name"] == "runtime")
+    return record
 
 
 def main() -> None:
@@ -42,7 +43,6 @@ def main() -> None:
     )
     parser.add_argument("extra", nargs="*", help="more `esr evaluate` arguments, after --")
     args = parser.parse_args()
-    esr = Path(sys.executable).with_name("esr")
     load = None
     if not args.no_load:
         load = subprocess.Popen([sys.executable, str(HERE / "load.py"), "--seconds", "7200"])
@@ -52,7 +52,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="esr-under-load-") as scratch:
             for run in range(1, args.runs + 1):
                 out = (args.keep or Path(scratch)) / f"run{run}"
-                command = [str(esr), "evaluate", args.submission, "--data", "samples", "--device", "cpu"]
+                command = [sys.executable, "-m", "harness.cli", "evaluate", args.submission]
+                command += ["--data", "samples", "--device", "cpu"]
                 command += [
                     "--force",
                     "--quiet",
@@ -61,14 +62,19 @@ def main() -> None:
                     "--cache-dir",
                     str(Path(scratch) / "cache"),
                 ]
+                started = time.monotonic()
                 subprocess.run(command + args.extra, check=False, stdout=subprocess.DEVNULL)
-                runtime = _runtime_constraint(out / "results.json", args.submission)
+                seconds = time.monotonic() - started
+                record = _record(out / "results.json", args.submission)
+                runtime = next(c for c in record["constraints"] if c["name"] == "runtime")
                 ratios.append(runtime["value"])
                 verdicts.append(runtime["verdict"])
                 low, high = runtime["interval"] or (None, None)
                 interval = f"[{low:.3f}, {high:.3f}]" if low is not None else "-"
                 print(
-                    f"run {run}: ratio {runtime['value']:.3f}, 95% interval {interval}, verdict {runtime['verdict']}"
+                    f"run {run}: ratio {runtime['value']:.3f}, 95% interval {interval}, "
+                    f"verdict {runtime['verdict']}, rounds {record.get('rounds_used')} "
+                    f"({record.get('stop_reason') or 'fixed'}), {seconds:.0f} s"
                 )
                 sys.stdout.flush()
     finally:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from harness.comparison import compare_record, decide
+from harness.comparison import compare_record, decide, load_comparisons
 
 
 @pytest.mark.parametrize(
@@ -56,3 +57,25 @@ def test_a_record_of_fixed_rounds_uses_the_t_interval() -> None:
 def test_a_failed_record_is_undecided() -> None:
     result = compare_record({"submission": "b", "status": "error", "pairing": None}, 0.01)
     assert result.decision == "undecided" and result.ratio is None
+
+
+def test_a_compare_document_reads_back_as_written(tmp_path) -> None:
+    written = {
+        "reference": "a",
+        "resolution": 0.02,
+        "compared": [
+            {
+                "submission": "b",
+                "decision": "faster",
+                "ratio": 0.9,
+                "interval": [0.85, 0.95],
+                "rounds_used": 5,
+                "stop_reason": "decided",
+            }
+        ],
+    }
+    path = tmp_path / "compare.json"
+    path.write_text(json.dumps(written))
+    document = load_comparisons(path)
+    assert document.compared[0].interval == (0.85, 0.95) and document.compared[0].decision == "faster"
+    assert document.as_dict() == written

@@ -552,7 +552,33 @@ def test_round_orders_are_seeded_permutations_and_rotate_by_image() -> None:
     assert all(sorted(order) == names for order in orders)
     firsts = [order[0] for order in orders]
     assert all(firsts.count(name) == 2 for name in names)  # each first equally often
-    assert turn_order(["a", "b", "c"], 0) == ["a", "b", "c"]
-    assert turn_order(["a", "b", "c"], 4) == ["b", "c", "a"]
+    assert [turn_order(["a", "b", "c"], image) for image in range(7)] == [
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+        ["c", "b", "a"],  # the second cycle is of the reversed order
+        ["b", "a", "c"],
+        ["a", "c", "b"],
+        ["a", "b", "c"],
+    ]
+    assert [turn_order(["a", "b"], image) for image in range(4)] == [
+        ["a", "b"],
+        ["b", "a"],
+        ["b", "a"],
+        ["a", "b"],
+    ]
     with pytest.raises(HarnessError, match="rounds"):
         round_orders(names, 0, seed=1)
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 5])
+def test_in_twice_as_many_images_as_names_each_of_two_goes_first_equally_often(count: int) -> None:
+    # With rotation alone, "c" came before "a" in 4 of the 6 images of a round ordered a, b, c: a
+    # paired ratio measured mostly in one relative position.
+    names = [chr(ord("a") + index) for index in range(count)]
+    turns = [turn_order(names, image) for image in range(2 * count)]
+    for first in names:
+        assert sum(turn[0] == first for turn in turns) == 2
+        for second in names:
+            if second != first:
+                assert sum(turn.index(first) < turn.index(second) for turn in turns) == count

@@ -272,3 +272,120 @@ def test_rounds_until_decided_are_plotted_when_a_run_timed_them(synthetic_run: P
     section = page[page.index('id="rounds"') :]
     assert status == 0 and 'href="#rounds"' in page
     assert section.index('src="data:image/png;base64,') < section.index("</section>")
+
+
+# --- esr compare documents --------------------------------------------------------------------------
+
+COMPARE_DOCUMENT = {
+    "reference": "known_cost",
+    "resolution": 0.01,
+    "compared": [
+        {
+            "submission": "known_cost_plus2",
+            "decision": "slower",
+            "ratio": 1.0213,
+            "interval": [1.0102, 1.0325],
+            "rounds_used": 9,
+            "stop_reason": "decided",
+        },
+        {
+            "submission": "known_cost_copy",
+            "decision": "equivalent",
+            "ratio": 1.001,
+            "interval": [0.995, 1.007],
+            "rounds_used": 12,
+            "stop_reason": "resolution",
+        },
+        {
+            "submission": "broken",
+            "decision": "undecided",
+            "ratio": None,
+            "interval": None,
+            "rounds_used": None,
+            "stop_reason": None,
+        },
+    ],
+}
+
+
+def _rows(page: str, table_id: str) -> list[list[str]]:
+    """The text of every body cell of one table, row by row."""
+    start = page.index(f'id="{table_id}"')
+    body = page[page.index("<tbody>", start) : page.index("</tbody>", start)]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    return [[html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in rows]
+
+
+def test_an_esr_compare_document_is_a_section_of_decision_rows(tmp_path: Path) -> None:
+    document = tmp_path / "compare.json"
+    document.write_text(json.dumps(COMPARE_DOCUMENT))
+    out = tmp_path / "compare.html"
+    assert esr(["report", "--compare", str(document), "--out", str(out), "--no-published"]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert 'href="#runtime-comparisons"' in page
+    assert 'id="leaderboard"' not in page and 'id="per-image"' not in page  # no run: nothing to rank
+    source = str(document)
+    assert _rows(page, "runtime-comparisons-table") == [
+        [
+            "known_cost_plus2",
+            "known_cost",
+            "1.0213",
+            "[1.0102, 1.0325]",
+            "slower",
+            "9 (decided)",
+            "±1.0%",
+            source,
+        ],
+        [
+            "known_cost_copy",
+            "known_cost",
+            "1.0010",
+            "[0.9950, 1.0070]",
+            "equivalent",
+            "12 (resolution)",
+            "±1.0%",
+            source,
+        ],
+        ["broken", "known_cost", "-", "-", "undecided", "-", "±1.0%", source],
+    ]
+    assert '<td class="slower">slower</td>' in page and '<td class="equivalent">equivalent</td>' in page
+
+
+def test_a_run_report_has_no_comparison_section_unless_given_one(synthetic_run: Path, tmp_path: Path) -> None:
+    status, page = make_report(synthetic_run, tmp_path / "run.html", "--no-comparisons")
+    assert status == 0 and "runtime-comparisons" not in page
+    document = tmp_path / "compare.json"
+    document.write_text(json.dumps(COMPARE_DOCUMENT))
+    status, page = make_report(
+        synthetic_run, tmp_path / "both.html", "--no-comparisons", "--compare", str(document)
+    )
+    assert status == 0 and len(_rows(page, "runtime-comparisons-table")) == 3
+    assert len(_rows(page, "per-image-table")) == 3  # the run's own sections are still there
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"compared": []}, "compared: must be a non-empty list, got []"),
+        ({"resolution": "1%"}, "resolution: must be a number, got '1%'"),
+        (
+            {"compared": [{**COMPARE_DOCUMENT["compared"][0], "decision": "quicker"}]},
+            "compared[0].decision: must be one of faster, slower, equivalent, undecided, got 'quicker'",
+        ),
+        (
+            {"compared": [{**COMPARE_DOCUMENT["compared"][0], "interval": [1.1, 1.0]}]},
+            "compared[0].interval: low 1.1 is over high 1.0",
+        ),
+    ],
+)
+def test_a_bad_compare_document_is_one_line_naming_the_field(tmp_path: Path, capsys, change, message) -> None:
+    document = tmp_path / "compare.json"
+    document.write_text(json.dumps(COMPARE_DOCUMENT | change))
+    out = tmp_path / "bad.html"
+    assert esr(["report", "--compare", str(document), "--out", str(out)]) == 2 and not out.exists()
+    assert capsys.readouterr().err == f"esr: error: {document}: {message}\n"
+
+
+def test_a_report_of_nothing_is_refused(tmp_path: Path, capsys) -> None:
+    assert esr(["report", "--out", str(tmp_path / "empty.html")]) == 2
+    assert "give run directories or JSON files, or --compare JSON" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.atomic import write_json_atomic
 from harness.commands._common import add_run_options, run_evaluation
-from harness.comparison import Comparison, compare_record
+from harness.comparison import Comparison, ComparisonDocument, compare_record
 from harness.texttable import format_table
 
 NAME = "compare"
@@ -16,6 +16,7 @@ HELP = (
 )
 EXAMPLE = (
     "esr compare known_cost known_cost_plus2 --data samples --device cpu --json compare.json\n"
+    "  esr report --compare compare.json --out compare.html   (the comparison as an HTML section)\n"
     "  with two submissions the exit code is the decision about the second:\n"
     "  0 faster, 5 slower, 4 equivalent (within --resolution), 3 undecided (the cap came first),\n"
     "  1 a submission failed, 2 bad input"
@@ -53,14 +54,8 @@ def run(args: argparse.Namespace) -> int:
     comparisons = [compare_record(record, args.resolution) for record in compared]
     print(_table(document["baseline"], comparisons))
     if args.json is not None:
-        write_json_atomic(
-            args.json,
-            {
-                "reference": document["baseline"],
-                "resolution": args.resolution,
-                "compared": [item.as_dict() for item in comparisons],
-            },
-        )
+        written = ComparisonDocument(document["baseline"], args.resolution, tuple(comparisons))
+        write_json_atomic(args.json, written.as_dict())
     if any(record["status"] != "ok" for record in document["results"]):
         return 1
     return EXIT_CODES[comparisons[0].decision] if len(comparisons) == 1 else 0

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from harness.atomic import write_text_atomic
 from harness.commands._common import add_weights_source_options, add_zoo_option, leaderboard_of
+from harness.comparison import load_comparisons
+from harness.errors import HarnessError
 from harness.leaderboard import load_run, styles
 from harness.timing import resolve_device
 from harness.webreport import ReportSettings, build_report, parse_crop
@@ -15,6 +17,7 @@ NAME = "report"
 HELP = "write a self-contained HTML report of runs: leaderboard, plot, per-image table, visual comparisons"
 EXAMPLE = (
     "esr report results/runs/set5 --out report.html --crop img_001:100,120,64,64\n"
+    "  esr report --compare compare.json --out compare.html   (the JSON of esr compare, with or without runs)\n"
     "  (open report.html in any browser; it needs no network. Evaluate with --save-images so that the\n"
     "  crops use the run's own SR images; otherwise the submissions are run again on the images shown)"
 )
@@ -23,9 +26,17 @@ EXAMPLE = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "runs",
-        nargs="+",
+        nargs="*",
         metavar="RUN_DIR_OR_JSON",
         help="run directories (holding results.json) or run JSON files",
+    )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="JSON",
+        help="a document of `esr compare --json` to show in a section of runtime comparisons (repeatable)",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("report.html"), help="the HTML file (default report.html)"
@@ -79,8 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.runs and not args.compare:
+        raise HarnessError("esr report: give run directories or JSON files, or --compare JSON (or both)")
     runs = [load_run(path) for path in args.runs]
-    board = leaderboard_of(runs, style=args.style, published=args.published)
+    comparisons = [(str(path), load_comparisons(path)) for path in args.compare]
+    board = leaderboard_of(runs, style=args.style, published=args.published) if runs else None
     settings = ReportSettings(
         comparisons=not args.no_comparisons,
         images=tuple(args.images),
@@ -95,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         weights_cache=args.weights_cache,
         trust_weights=args.trust_weights,
     )
-    report = build_report(runs, board, settings)
+    report = build_report(runs, board, settings, comparisons)
     write_text_atomic(args.out, report.html)
     for note in report.notes:
         print(note)

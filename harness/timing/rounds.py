@@ -4,8 +4,9 @@ Two things that the timing core needs and that know nothing about models:
 
 * :func:`round_orders` decides who is timed when. In every round each timed thing (a submission,
   the baseline) takes one pass over the images; the passes are interleaved image by image, and the
-  order of the turns is a seeded shuffle per round, rotated by one place per image, so no one is
-  always first or last and a slow phase of the machine hits everyone alike.
+  order of the turns is a seeded shuffle per round, rotated by one place per image and reversed
+  every other cycle (:func:`turn_order`), so no one is always first or last, each of two goes first
+  equally often, and a slow phase of the machine hits everyone alike.
 * :func:`paired_round_ratios` turns the per-image latencies of a submission and of its baseline,
   timed side by side in the same rounds, into one ratio per round (the median of its per-image
   ratios), and :func:`ratio_estimate` turns those into the paired ratio (their geometric mean),
@@ -54,11 +55,21 @@ def round_orders(names: Sequence[str], rounds: int, seed: int) -> list[list[str]
 
 
 def turn_order(order: Sequence[str], image_index: int) -> list[str]:
-    """The order of turns for one image of a round: the round's order rotated by the image index."""
+    """The order of turns for one image of a round: the round's order rotated by the image index,
+    reversed in every other cycle of ``len(order)`` images.
+
+    Rotation alone keeps the round's cyclic order: with three names ``a b c`` rotated, ``c`` comes
+    before ``a`` in two images of three, in every cycle, so a paired ratio of ``c`` to ``a`` would be
+    measured mostly in one relative position, and any cost of going second (a cache another process
+    has just filled, a core it has just warmed) would enter the round's median. Alternating the
+    cycles of the order and of its reverse puts every pair in each relative order equally often in
+    each ``2 * len(order)`` images.
+    """
     if not order:
         return []
-    shift = image_index % len(order)
-    return [*order[shift:], *order[:shift]]
+    cycle, shift = divmod(image_index, len(order))
+    base = list(order) if cycle % 2 == 0 else list(reversed(order))
+    return [*base[shift:], *base[:shift]]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import torch
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from harness import __version__
+from harness.comparison import ComparisonDocument
 from harness.data import reopen_dataset
 from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard, RunFile, protocol_of
@@ -30,7 +31,13 @@ from harness.webreport.comparisons import BICUBIC, ComparisonRow, Shown, build_c
 from harness.webreport.crops import MIN_SIDE, Crop, parse_crop
 from harness.webreport.outputs import OutputSource
 from harness.webreport.rounds_plot import rounds_plot_png
-from harness.webreport.tables import cells_table, constraints_table, leaderboard_table, per_image_table
+from harness.webreport.tables import (
+    cells_table,
+    constraints_table,
+    leaderboard_table,
+    per_image_table,
+    runtime_comparisons_table,
+)
 
 __all__ = ["Report", "ReportSettings", "build_report", "parse_crop"]
 
@@ -232,31 +239,50 @@ def _run_provenance(run: RunFile) -> dict[str, Any]:
     return {"title": f"Run {run.path.parent.name or run.path.name}", "items": items}
 
 
-def build_report(runs: Sequence[RunFile], board: Leaderboard, settings: ReportSettings) -> Report:
-    """The HTML page for ``runs`` with ``board`` (built from them by ``build_leaderboard``)."""
+def build_report(
+    runs: Sequence[RunFile],
+    board: Leaderboard | None,
+    settings: ReportSettings,
+    runtime_comparisons: Sequence[tuple[str, ComparisonDocument]] = (),
+) -> Report:
+    """The HTML page for ``runs`` with ``board`` (built from them by ``build_leaderboard``; None
+    with no runs, when the page shows only ``runtime_comparisons``).
+
+    ``runtime_comparisons``: ``esr compare --json`` documents with where each came from, shown in a
+    section of their own (a compare run writes no run file: its ratios are to a submission, not
+    to the protocol's baseline, so they belong in no leaderboard).
+    """
     protocol = protocol_of(runs)
     channel = protocol.fidelity_channel
     primary = _primary(runs)
     names, metrics = _per_image(_ok_records(primary), channel)
-    rows, comparison_notes = _comparisons(primary, metrics, settings, channel, protocol.border)
-    try:
-        plot, plot_missing = _b64(plot_png(board)), ""
-    except HarnessError as error:
-        plot, plot_missing = "", str(error)
+    rows, comparison_notes = (
+        _comparisons(primary, metrics, settings, channel, protocol.border) if runs else ([], [])
+    )
+    plot, plot_missing = "", ""
+    if board is not None:
+        try:
+            plot = _b64(plot_png(board))
+        except HarnessError as error:
+            plot_missing = str(error)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    subject = dataset_label(runs[0].dataset) if runs else "published results"
+    subject = dataset_label(runs[0].dataset) if runs else "runtime comparisons"
     context = {
         "title": f"Efficient SR report: {subject}, {protocol.name} v{protocol.version}",
-        "lede": f"{len(runs)} run(s), {sum(len(run.results) for run in runs)} result(s); generated {generated} "
+        "lede": f"{len(runs)} run(s), {sum(len(run.results) for run in runs)} result(s)"
+        + (f", {len(runtime_comparisons)} comparison(s)" if runtime_comparisons else "")
+        + f"; generated {generated} "
         f"by esr-harness {__version__}. Self-contained: it makes no network requests.",
         "version": __version__,
-        "board_title": board.title,
-        "board_notes": board.notes,
-        "leaderboard": leaderboard_table(board),
+        "has_runs": board is not None,
+        "board_title": board.title if board is not None else "",
+        "board_notes": board.notes if board is not None else [],
+        "leaderboard": leaderboard_table(board) if board is not None else None,
         "plot": plot,
         "plot_missing": plot_missing,
         "constraints": constraints_table(runs),
         "cells": cells_table(runs, channel),
+        "runtime_comparisons": runtime_comparisons_table(runtime_comparisons),
         "rounds_plot": _b64(rounds) if (rounds := rounds_plot_png(runs)) is not None else "",
         "per_image": per_image_table(names, metrics, channel) if metrics else None,
         "per_image_lede": f"As the runs recorded them, on {channel.upper()} with the protocol's border of "

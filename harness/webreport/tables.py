@@ -12,12 +12,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.comparison import ComparisonDocument
 from harness.footnotes import Footnotes
 from harness.leaderboard import Leaderboard, RunFile
 from harness.leaderboard.render import shown_columns
 from harness.verdicts import VALIDITY_LABELS, format_interval, interval, record_validity, verdict
 
-__all__ = ["Cell", "Table", "cells_table", "constraints_table", "leaderboard_table", "per_image_table"]
+__all__ = [
+    "Cell",
+    "Table",
+    "cells_table",
+    "constraints_table",
+    "leaderboard_table",
+    "per_image_table",
+    "runtime_comparisons_table",
+]
 
 CONSTRAINT_ORDER = ("complete", "params", "runtime", "psnr")
 
@@ -185,3 +194,30 @@ def cells_table(runs: Sequence[RunFile], channel: str) -> Table | None:
     headers = ("Submission", *(f"{name} {what}" for name in names for what in ("PSNR drop dB", "x baseline")))
     numeric = (False, *(True for _ in names for _ in range(2)))
     return Table(headers, tuple(rows), footnotes=tuple(footnotes.items()), numeric=numeric)
+
+
+def runtime_comparisons_table(documents: Sequence[tuple[str, ComparisonDocument]]) -> Table | None:
+    """``esr compare`` results, one row per compared submission: its paired runtime ratio to the
+    reference, the 95% interval, the decision (styled by its name) and the rounds it took; the
+    source column names the document each row came from (None: no document)."""
+    if not documents:
+        return None
+    rows = []
+    for source, document in documents:
+        for item in document.compared:
+            rounds = "-" if item.rounds_used is None else str(item.rounds_used)
+            if item.stop_reason:
+                rounds += f" ({item.stop_reason})"
+            cells = (
+                Cell(item.submission),
+                Cell(document.reference),
+                Cell("-" if item.ratio is None else f"{item.ratio:.4f}", item.ratio),
+                Cell(format_interval(item.interval, 4) or "-"),
+                Cell(item.decision, None, item.decision),
+                Cell(rounds, None if item.rounds_used is None else float(item.rounds_used)),
+                Cell(f"±{document.resolution:.1%}", document.resolution),
+                Cell(source),
+            )
+            rows.append(("", cells))
+    headers = ("Submission", "Reference", "Ratio", "95% interval", "Decision", "Rounds", "Resolution", "From")
+    return Table(headers, tuple(rows), numeric=(False, False, True, False, False, True, True, False))
