@@ -26,6 +26,7 @@ def drive(
     timed_error: int = 1,
     rerun_error: int = 1,
     repeat_factor: float = 1.0,
+    threads_left: int = 0,
 ) -> None:
     """A worker whose forward pass takes ``forward_ms``; it reports ``report_factor`` of it; its timed
     outputs are HR + ``timed_error`` levels, its re-runs HR + ``rerun_error``; repeated identical
@@ -41,6 +42,7 @@ def drive(
                 reported_ms=forward_ms * report_factor + 0.01 * round_index,
                 observed_ms=forward_ms + overhead_ms + 0.01 * round_index,
                 output=output if audit.keeps(round_index, image) else None,
+                threads_left=threads_left if round_index == ROUNDS - 1 else 0,
             )
     for image, _seed in audit.reruns(name):
         audit.rerun_output(name, image, HR[image] + np.uint8(rerun_error))
@@ -61,7 +63,13 @@ def audited(**cheat: float) -> dict[str, str]:
     return verdicts(audit, "sub")
 
 
-ALL_PASS = {"timed_outputs": "pass", "timed_scores": "pass", "clocks": "pass", "repeated_inputs": "pass"}
+ALL_PASS = {
+    "timed_outputs": "pass",
+    "timed_scores": "pass",
+    "clocks": "pass",
+    "repeated_inputs": "pass",
+    "threads": "pass",
+}
 
 
 def test_an_honest_worker_passes_every_check() -> None:
@@ -105,3 +113,7 @@ def test_the_score_check_says_how_far_under_the_worst_output_scored() -> None:
         "round 2, image 1: the timed output scores 0.50 dB under"
     )
     assert timed_score_check({0: ("r", 30.41)}, {0: 30.5}).verdict == "pass"  # 0.09 dB: the dither's room
+
+
+def test_a_forward_pass_that_leaves_a_thread_running_fails() -> None:
+    assert audited(threads_left=1) == {**ALL_PASS, "threads": "fail"}

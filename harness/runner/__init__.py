@@ -28,7 +28,7 @@ from harness.runner.coordinator import Coordinator
 from harness.runner.entries import make_entries
 from harness.runner.executors import ExecutorSettings, make_executor
 from harness.runner.lanes import Executor
-from harness.runner.sandbox import Sandbox
+from harness.runner.sandbox import NOT_SANDBOXED
 from harness.runner.settings import RunConfig, TimingSettings, worker_threads
 from harness.submissions import Submission
 from harness.timing import fingerprint_id
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 
 # An executor that does not run its workers under bwrap (Ray lanes, for now).
-NOT_SANDBOXED = Sandbox(enabled=False, reason="this executor does not sandbox its workers")
 
 __all__ = ["RunConfig", "TimingSettings", "evaluate_run", "worker_threads"]
 

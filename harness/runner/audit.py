@@ -35,7 +35,7 @@ from harness.integrity import (
 )
 from harness.runner.dither import derive_seed
 
-__all__ = ["REPEATED_CALLS", "SCORE_TOLERANCE_DB", "TimingAudit", "timed_score_check"]
+__all__ = ["REPEATED_CALLS", "SCORE_TOLERANCE_DB", "TimingAudit", "threads_check", "timed_score_check"]
 
 #: Calls in the round that repeats one image identically.
 REPEATED_CALLS = 5
@@ -56,6 +56,7 @@ class _Seen:
         default_factory=dict
     )  # image: label, PSNR of timed output
     repeated_ms: list[float] = field(default_factory=list)
+    threads_left: int = 0  # the most Python threads one timed call left running
 
 
 class TimingAudit:
@@ -91,9 +92,12 @@ class TimingAudit:
         reported_ms: float,
         observed_ms: float,
         output: np.ndarray | None,
+        threads_left: int = 0,
     ) -> None:
-        """One timed call: what the worker reported, what the coordinator's clock saw, its output."""
+        """One timed call: what the worker reported, what the coordinator's clock saw, its output,
+        and how many Python threads it left running."""
         seen = self._seen[name]
+        seen.threads_left = max(seen.threads_left, threads_left)
         seen.reported_ms[image].append(reported_ms)
         seen.observed_ms[image].append(observed_ms)
         if output is not None and self.keeps(round_index, image):
@@ -153,6 +157,8 @@ class TimingAudit:
         image, _ = self.repeated_request()
         if len(seen.repeated_ms) >= 2 and seen.reported_ms.get(image):
             checks.append(repeated_input_check(seen.repeated_ms, seen.reported_ms[image]))
+        if seen.reported_ms:
+            checks.append(threads_check(seen.threads_left))
         return checks
 
 
@@ -186,3 +192,18 @@ def timed_score_check(scores_db: dict[int, tuple[str, float]], accuracy_db: dict
         "pass",
         f"{compared} score within {SCORE_TOLERANCE_DB} dB of the accuracy pass (worst {drop:+.3f} dB)",
     )
+
+
+def threads_check(threads_left: int) -> Check:
+    """A forward pass must not leave Python threads running: what they compute, no timer sees.
+
+    The count comes from the worker (each timed call compares ``threading.active_count()``); a
+    worker that hides its threads from it is still caught by the clocks or by its outputs.
+    """
+    if threads_left > 0:
+        return Check(
+            "threads",
+            "fail",
+            f"a timed forward pass left {threads_left} Python thread(s) running after it returned",
+        )
+    return Check("threads", "pass", "no timed forward pass left a Python thread running")

@@ -155,10 +155,13 @@ class WarmedUp:
 
 @dataclass(frozen=True)
 class ImageTimed:
-    """Image ``index`` timed: the median of its repeats' latencies, in ms."""
+    """Image ``index`` timed: the median of its repeats' latencies, in ms; the last repeat's output as
+    uint8 HxWx3 ``pixels`` (made after the timed span); Python threads the calls left running."""
 
     index: int
     milliseconds: float
+    pixels: np.ndarray | None = None
+    threads_left: int = 0
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class Sandbox:
 
 
 OFF = Sandbox(enabled=False, reason="--sandbox off")
+NOT_SANDBOXED = Sandbox(enabled=False, reason="this executor does not sandbox its workers")
 
 
 def find_bwrap() -> str | None:

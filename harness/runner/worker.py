@@ -97,6 +97,10 @@ def check_output(sr: object, lr: torch.Tensor, scale: int, name: str) -> torch.T
     """The output must be a finite floating-point 1x3x(sH)x(sW) tensor on the input's device."""
     if not isinstance(sr, torch.Tensor):
         raise SubmissionFailure(f"{name}: output is a {type(sr).__name__}, not a torch.Tensor")
+    if type(sr) is not torch.Tensor:  # a subclass can run code when read, after the timer stopped
+        raise SubmissionFailure(
+            f"{name}: output is a {type(sr).__name__}, a subclass of torch.Tensor; return a plain torch.Tensor"
+        )
     expected = (1, 3, lr.shape[-2] * scale, lr.shape[-1] * scale)
     if tuple(sr.shape) != expected:
         raise SubmissionFailure(f"{name}: output shape {tuple(sr.shape)}, expected {expected}")
@@ -311,15 +315,26 @@ class SubmissionWorker:
         return msg.WarmedUp(passes)
 
     def time_image(self, request: msg.TimeImage) -> msg.ImageTimed:
+        """Time the image's repeats; the last one's output leaves as pixels, after every timed span.
+
+        Every timed output goes back, so that the worker cannot tell which of them the coordinator
+        keeps for its audit (:mod:`harness.runner.audit`). Python threads the forward passes left
+        running are counted: work done there is work no timer saw.
+        """
         assert self.timer is not None
-        latencies = [
-            time_call(self.timer, self._fresh_call(request.index, derive_seed(request.dither_seed, repeat)))[
-                1
-            ]
-            for repeat in range(request.repeats)
-        ]
+        threads_before = threading.active_count()
+        latencies = []
+        for repeat in range(request.repeats):
+            sr, elapsed_ms = time_call(
+                self.timer, self._fresh_call(request.index, derive_seed(request.dither_seed, repeat))
+            )
+            latencies.append(elapsed_ms)
+        threads_left = max(threading.active_count() - threads_before, 0)
+        lr = self.inputs[request.index]
+        check_output(sr, lr, self.request.submission.scale, f"timed image {request.index + 1}")  # type: ignore[union-attr]
+        pixels = sr_pixels(sr, self.request.submission.input_range)  # type: ignore[union-attr]
         # statistics, not NumPy: np.median's first call imports numpy.ma, 16 ms inside the round.
-        return msg.ImageTimed(request.index, statistics.median(latencies))
+        return msg.ImageTimed(request.index, statistics.median(latencies), pixels, threads_left)
 
 
 def serve(connection: Any, log_path: str) -> None:
