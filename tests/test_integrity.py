@@ -96,6 +96,9 @@ def test_clocks_agree_when_the_report_is_what_the_coordinator_saw_less_the_overh
     # 89 ms: 11% under what the coordinator saw.
     check = clock_check([89.0], [110.0], overhead_ms=10.0)
     assert check.verdict == "fail" and check.detail.startswith("clocks disagree")
+    # Short passes: 2 ms under is within the floor even at 40%; 2.1 ms is not.
+    assert clock_check([3.0], [6.0], overhead_ms=1.0).verdict == "pass"
+    assert clock_check([2.9], [6.0], overhead_ms=1.0).verdict == "fail"
 
 
 def test_a_clock_slowed_to_half_speed_is_caught_through_the_medians() -> None:
@@ -105,14 +108,15 @@ def test_a_clock_slowed_to_half_speed_is_caught_through_the_medians() -> None:
 
 
 def test_repeated_inputs_fail_only_when_the_whole_interval_is_under_ninety_percent() -> None:
-    dithered = [100.0, 101.0, 99.0]  # median 100
-    # ratios 0.5 and 0.5: a cache; interval [0.5, 0.5]
-    check = repeated_input_check([50.0, 50.0, 50.0], dithered)
+    # pairs (repeated, fresh): ratios 0.5, 0.5, 0.5: a cache; interval [0.5, 0.5]
+    check = repeated_input_check([50.0, 50.0, 50.0], [100.0, 100.0, 100.0])
     assert check.verdict == "fail" and "0.500 [0.500, 0.500]" in check.detail
     # ratios 0.99, 1.01: an honest model
-    assert repeated_input_check([99.0, 101.0], dithered).verdict == "pass"
+    assert repeated_input_check([99.0, 101.0], [100.0, 100.0]).verdict == "pass"
     # ratios 0.80 and 1.00: geometric mean 0.894, but the interval reaches over 0.90: not decided
-    assert repeated_input_check([80.0, 100.0], dithered).verdict == "pass"
+    assert repeated_input_check([80.0, 100.0], [100.0, 100.0]).verdict == "pass"
+    with pytest.raises(ValueError):
+        repeated_input_check([80.0, 100.0], [100.0])
 
 
 # -- what a failed check does downstream: invalid, listed not ranked, its reason printed ----------

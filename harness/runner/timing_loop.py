@@ -165,7 +165,8 @@ def audit_requests(
     workers: TimedWorkers, subgroup: Subgroup, timing: TimingSettings, audit: TimingAudit
 ) -> None:
     """After the rounds: each audited call again (its output compared with the timed one), then a
-    short round that repeats one image identically (an input cache would answer it at once).
+    short round on one image alternating an identical input with fresh ones (an input cache would
+    answer the identical ones at once).
 
     These are ordinary timed requests; the worker cannot tell them from the rounds' but by their
     seeds, and answering them from a cache is what the repeated round looks for.
@@ -178,12 +179,16 @@ def audit_requests(
             if reply is not None and reply.pixels is not None:
                 audit.rerun_output(name, image, reply.pixels)
         image, seed = audit.repeated_request()
-        request = msg.TimeImage(image, 1, seed)
+        identical = msg.TimeImage(image, 1, seed)
         doing = "the repeated-input audit"
-        if workers.time_image(name, request, doing) is None:  # its first sight of this input
+        if workers.time_image(name, identical, doing) is None:  # its first sight of this input
             continue
-        replies = [workers.time_image(name, request, doing) for _ in range(REPEATED_CALLS)]
-        audit.repeated(name, [reply.milliseconds for reply in replies if reply is not None])
+        for number in range(REPEATED_CALLS):
+            again = workers.time_image(name, identical, doing)
+            fresh = workers.time_image(name, msg.TimeImage(image, 1, audit.fresh_seed(number)), doing)
+            if again is None or fresh is None:
+                break
+            audit.repeated(name, again.milliseconds, fresh.milliseconds)
 
 
 def plan_of(timing: TimingSettings) -> SequentialPlan:
