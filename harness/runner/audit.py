@@ -45,8 +45,8 @@ __all__ = [
     "timed_score_check",
 ]
 
-#: Calls in the round that repeats one image identically.
-REPEATED_CALLS = 5
+#: Pairs (identical input, fresh input) in the round that repeats one image.
+REPEATED_CALLS = 9
 
 #: An audited timed output's squared error may exceed the accuracy pass's by this fraction of it ...
 SCORE_RELATIVE_ROOM = 0.05
@@ -172,7 +172,7 @@ class TimingAudit:
             reported = [statistics.median(times) for _, times in sorted(seen.reported_ms.items())]
             observed = [statistics.median(times) for _, times in sorted(seen.observed_ms.items())]
             checks.append(clock_check(reported, observed, overhead))
-        if len(seen.repeated_ms) >= 2:
+        if len(seen.repeated_ms) >= 6:
             checks.append(repeated_input_check(seen.repeated_ms, seen.fresh_ms))
         if seen.reported_ms:
             checks.append(threads_check(seen.threads_left))
