@@ -56,7 +56,7 @@ def test_each_attack_is_caught(attacked_run, folder: str) -> None:
         return
     assert record["status"] == "ok" and record["valid"] is False, record.get("integrity")
     failed = [check["name"] for check in record["integrity"]["checks"] if check["verdict"] == "fail"]
-    assert failed == [caught_by], record["integrity"]
+    assert caught_by in failed, record["integrity"]
     assert integrity_failure(record).startswith(f"integrity: {caught_by}: ")
 
 
@@ -64,7 +64,7 @@ def test_each_attack_is_caught(attacked_run, folder: str) -> None:
 def test_honest_models_pass_every_check_and_keep_their_scores(attacked_run, name: str) -> None:
     _, records, _ = attacked_run
     record = records[name]
-    assert record["status"] == "ok" and record["integrity"]["verdict"] == "pass", record["integrity"]
+    assert record["status"] == "ok" and record["integrity"]["verdict"] == "pass", integrity_failure(record)
     names = {check["name"] for check in record["integrity"]["checks"]}
     expected = {"timed_outputs", "timed_scores", "repeated_inputs", "threads"}
     # The baseline is the clock reference: only the others are clock-checked.
