@@ -116,8 +116,6 @@ def test_the_accuracy_inputs_are_the_exact_lr_images() -> None:
     image = _image()
     model = InputKeeper()
     worker = _worker(model, [image])
-    worker.request.border = 4  # type: ignore[union-attr]
-    worker.request.save_images_dir = None  # type: ignore[union-attr]
     replies = list(worker.accuracy(msg.Accuracy(indices=(0,), time_first_call=True)))
     assert isinstance(replies[-1], msg.AccuracyDone)
     (seen,) = model.seen

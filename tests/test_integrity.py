@@ -96,6 +96,9 @@ def test_clocks_agree_when_the_report_is_what_the_coordinator_saw_less_the_overh
     # 89 ms: 11% under what the coordinator saw.
     check = clock_check([89.0], [110.0], overhead_ms=10.0)
     assert check.verdict == "fail" and check.detail.startswith("clocks disagree")
+    # Short passes: 2 ms under is within the floor even at 40%; 2.1 ms is not.
+    assert clock_check([3.0], [6.0], overhead_ms=1.0).verdict == "pass"
+    assert clock_check([2.9], [6.0], overhead_ms=1.0).verdict == "fail"
 
 
 def test_a_clock_slowed_to_half_speed_is_caught_through_the_medians() -> None:
@@ -104,15 +107,19 @@ def test_a_clock_slowed_to_half_speed_is_caught_through_the_medians() -> None:
     assert clock_check(reported, observed, overhead_ms=5.0).verdict == "fail"
 
 
-def test_repeated_inputs_fail_only_when_the_whole_interval_is_under_ninety_percent() -> None:
-    dithered = [100.0, 101.0, 99.0]  # median 100
-    # ratios 0.5 and 0.5: a cache; interval [0.5, 0.5]
-    check = repeated_input_check([50.0, 50.0, 50.0], dithered)
-    assert check.verdict == "fail" and "0.500 [0.500, 0.500]" in check.detail
-    # ratios 0.99, 1.01: an honest model
-    assert repeated_input_check([99.0, 101.0], dithered).verdict == "pass"
-    # ratios 0.80 and 1.00: geometric mean 0.894, but the interval reaches over 0.90: not decided
-    assert repeated_input_check([80.0, 100.0], dithered).verdict == "pass"
+def test_repeated_inputs_fail_only_when_the_medians_interval_is_under_ninety_percent() -> None:
+    fresh = [100.0] * 9
+    # Nine pair ratios; for n = 9 the median's 95% interval is [x(2), x(8)] (coverage 96.1%).
+    check = repeated_input_check([50.0] * 8 + [300.0], fresh)  # a cache, one pair upset by the load
+    assert check.verdict == "fail" and check.detail.endswith("0.500 [0.500, 0.500]")
+    # Two slow pairs reach x(8): the interval [0.5, 3.0] is not wholly under 0.9.
+    assert repeated_input_check([50.0] * 7 + [300.0, 300.0], fresh).verdict == "pass"
+    honest = repeated_input_check([99.0, 101.0, 100.0, 98.0, 102.0, 97.0, 103.0, 100.0, 100.0], fresh)
+    assert honest.verdict == "pass" and honest.detail.endswith("1.000 [0.980, 1.020]")
+    # x(8) = 0.89: the whole interval is under 0.90.
+    assert repeated_input_check([80.0] * 7 + [89.0, 95.0], fresh).verdict == "fail"
+    with pytest.raises(ValueError):
+        repeated_input_check([80.0] * 6, [100.0] * 5)
 
 
 # -- what a failed check does downstream: invalid, listed not ranked, its reason printed ----------

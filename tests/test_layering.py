@@ -36,11 +36,11 @@ RANK = {part: index for index, layer in enumerate(LAYERS) for part in layer}
 # that orders them; and the package, which builds the run document.
 RUNNER = HARNESS / "runner"
 RUNNER_LAYERS: list[set[str]] = [
-    {"schema", "cache", "dither", "audit", "forward", "device_sharing", "sandbox", "shared_data"},
-    {"scheduling", "fan_out", "progress", "messages", "settings"},
+    {"schema", "cache", "dither", "forward", "device_sharing", "sandbox", "shared_data"},
+    {"scheduling", "fan_out", "progress", "messages", "settings", "audit"},
     {"worker"},
     {"worker_main", "process", "sandboxed"},
-    {"lanes", "in_process", "ray_lanes"},
+    {"lanes", "in_process", "ray_lanes", "scorer"},
     {"entries", "executors"},
     {"timing_loop", "records", "cache_lookup", "worker_pool"},
     {"accuracy_pass", "performance_pass"},

@@ -19,6 +19,7 @@ import pytest
 from harness.complexity import RECORD_FIELDS
 from harness.constraints import ConstraintResult
 from harness.errors import HarnessError
+from harness.integrity import Check, integrity_record
 from harness.leaderboard import load_run
 from harness.metrics import METRIC_KEYS
 from harness.runner import TimingSettings, schema
@@ -151,9 +152,14 @@ def test_the_builders_write_only_keys_the_schema_names() -> None:
         retries=[],
         resumed=False,
         per_image=[row],
+        integrity=integrity_record(
+            {"enabled": False, "reason": "--sandbox off"}, [Check("clocks", "pass", "ok")]
+        ),
     )
+    assert set(ok["integrity"]) == _keys(schema.IntegrityRecord)
+    assert set(ok["integrity"]["checks"][0]) == _keys(schema.IntegrityCheck)
     judged = schema.with_cells(schema.judged_record(schema.with_cached(ok, cached=False), [], False), {})
-    optional = {"integrity", "sandbox"}  # added by other parts when they run
+    optional = {"sandbox"}  # added by other parts when they run
     assert set(judged) == _keys(schema.ResultRecord) - optional
     timing = schema.timing_record(
         TimingSettings().as_dict(), threads=1, device="cpu", seed=0, round_log=[], torch_settings=None

@@ -58,7 +58,7 @@ class NullWorkers:
         self.warmups[name] += 1
         return 3
 
-    def time_image(self, name: str, request: msg.TimeImage, doing: str) -> float | None:
+    def time_image(self, name: str, request: msg.TimeImage, doing: str) -> msg.ImageTimed | None:
         if name in self.failed_names:
             return None
         self.calls.append(("time_image", name, (request.index, request.dither_seed)))
@@ -69,7 +69,7 @@ class NullWorkers:
         if where == self.restart:
             self.restart = None
             self.restart_count[name] += 1
-        return self.latency[name](self.warmups[name] - 1, request.index)
+        return msg.ImageTimed(request.index, self.latency[name](self.warmups[name] - 1, request.index))
 
     def failed(self, name: str) -> bool:
         return name in self.failed_names

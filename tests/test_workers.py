@@ -37,16 +37,16 @@ class Tiny(nn.Module):
             torch.backends.cudnn.benchmark = True
             torch.set_num_threads(1)
         if behaviour == "watch":
-            # Count the worker's scoring calls, to see whether any happen between timed passes.
+            # Count the worker's accuracy outputs, to see whether any are made between timed passes.
             worker = sys.modules["harness.runner.worker"]
-            original = worker.score_output
+            original = worker.sr_pixels
 
             def counted(*args, **kwargs):
                 counted.calls += 1
                 return original(*args, **kwargs)
 
             counted.calls = 0
-            worker.score_output = counted
+            worker.sr_pixels = counted
 
     def forward(self, x):
         if self.behaviour == "watch":
@@ -54,7 +54,7 @@ class Tiny(nn.Module):
             seen = {
                 "pid": os.getpid(),
                 "threads": sorted(thread.name for thread in threading.enumerate()),
-                "scored": sys.modules["harness.runner.worker"].score_output.calls,
+                "scored": sys.modules["harness.runner.worker"].sr_pixels.calls,
                 "harness_frames": [f.name for f in stack if "/harness/" in f.filename.replace(os.sep, "/")],
             }
             with open(self.probe, "a") as handle:
@@ -244,7 +244,7 @@ def test_an_in_place_write_into_the_input_changes_nothing_that_is_scored(tmp_pat
 
 def test_the_timed_loop_does_nothing_but_forward_passes(tmp_path: Path) -> None:
     # The model records, at each forward pass, the harness frames that called it, the threads alive
-    # in its worker and how many images the worker has scored so far.
+    # in its worker and how many accuracy outputs the worker has made so far.
     probe = tmp_path / "probe.jsonl"
     watched = [
         _write_submission(tmp_path / f"s{i}", f"s{i}", behaviour="watch", probe=str(probe)) for i in range(2)
@@ -264,7 +264,7 @@ def test_the_timed_loop_does_nothing_but_forward_passes(tmp_path: Path) -> None:
         assert frames[frames.index("time_image") + 1 :] == ["time_call", "time", "call", "forward"], frames
         # No scoring or PNG-writing thread runs beside it.
         assert call["threads"] == ["MainThread", "esr-orphan-watch"], call["threads"]
-    # No image is scored between timed passes: each worker's count is the same at every one.
+    # No accuracy output is made between timed passes: each worker's count is the same at every one.
     for pid in {call["pid"] for call in timed}:
         assert len({call["scored"] for call in timed if call["pid"] == pid}) == 1
 

@@ -1,9 +1,11 @@
 """From a model's output tensor to the protocol's figures: the one path every part of the harness uses.
 
-The evaluation workers, training validation, the pruning criterion and the report all turn an SR
-output into uint8 pixels the official way and score them here, so a number shown anywhere was made
-the way the evaluation makes it. On a GPU the output is converted and scored on the device that
-made it (:mod:`harness.metrics.device`); on the CPU with :mod:`harness.metrics.fidelity`.
+The evaluation's workers, training validation, the pruning criterion and the report all turn an SR
+output into uint8 pixels the official way (:func:`sr_pixels`) and score them (:func:`score_pixels`),
+so a number shown anywhere was made the way the evaluation makes it. The evaluation splits the two:
+the worker, which runs the submission, makes the pixels; the scorer (:mod:`harness.runner.scorer`),
+outside it, holds the HR images and scores them. On a GPU the pixels are made and scored on a CUDA
+device (:mod:`harness.metrics.device`); on the CPU with :mod:`harness.metrics.fidelity`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,51 @@ def _on_device(pixels: np.ndarray, device: torch.device, *, plane: bool = False)
     return (tensor.unsqueeze(0) if plane else tensor).to(device)
 
 
+def sr_pixels(out: torch.Tensor, input_range: float) -> np.ndarray:
+    """The uint8 HxWx3 image of a 1x3xHxW model output, made the official way (``tensor2uint``).
+
+    On a GPU the output becomes uint8 on its device and only the bytes travel to the host; on the
+    CPU with NumPy. Both give the same bits (:mod:`harness.metrics.device`). The evaluation's
+    workers return these pixels, and :func:`score_output` scores them: one quantisation for both.
+    """
+    if out.is_cuda:
+        return np.ascontiguousarray(to_uint8_tensor(out, input_range).permute(1, 2, 0).cpu().numpy())
+    return np.ascontiguousarray(to_uint8(out, input_range))
+
+
+def score_pixels(
+    pixels: np.ndarray,
+    hr: np.ndarray | None,
+    *,
+    border: int,
+    hr_y: np.ndarray | None = None,
+    psnr_only: bool = False,
+    device: torch.device | str = "cpu",
+) -> dict[str, float | None]:
+    """The scores of uint8 HxWx3 SR ``pixels`` against ``hr``, computed on ``device``.
+
+    Scores are ``psnr_rgb`` alone with ``psnr_only``, else the four protocol figures; all None
+    when there is no HR (an inference-only split). ``hr_y`` is the HR's Y plane when known. On a
+    GPU in torch (:mod:`harness.metrics.device`), else with :mod:`harness.metrics.fidelity`.
+    """
+    keys = ("psnr_rgb",) if psnr_only else METRIC_KEYS
+    if hr is None:
+        return dict.fromkeys(keys)
+    device = torch.device(device)
+    if device.type == "cuda":
+        sr = _on_device(pixels, device)
+        hr_tensor = _on_device(hr, device)
+        if psnr_only:
+            return {"psnr_rgb": psnr_tensor(sr, hr_tensor, border=border)}
+        y = None if hr_y is None else _on_device(hr_y, device, plane=True)
+        return dict(fidelity_tensor(sr, hr_tensor, border=border, hr_y=y))
+    if psnr_only:
+        return {"psnr_rgb": psnr(pixels, np.asarray(hr), border=border)}
+    return dict(
+        fidelity(pixels, np.asarray(hr), border=border, hr_y=None if hr_y is None else np.asarray(hr_y))
+    )
+
+
 def score_output(
     out: torch.Tensor,
     hr: np.ndarray | None,
@@ -36,27 +83,8 @@ def score_output(
 ) -> tuple[np.ndarray | None, dict[str, float | None]]:
     """The uint8 HxWx3 SR image of a 1x3xHxW ``out`` (when ``keep_pixels``) and its scores against ``hr``.
 
-    Scores are ``psnr_rgb`` alone with ``psnr_only``, else the four protocol figures; all None
-    when there is no HR (an inference-only split). ``hr_y`` is the HR's Y plane when known.
+    :func:`sr_pixels` then :func:`score_pixels` on the device that made ``out``.
     """
-    keys = ("psnr_rgb",) if psnr_only else METRIC_KEYS
-    if out.is_cuda:
-        sr = to_uint8_tensor(out, input_range)
-        pixels = sr.permute(1, 2, 0).cpu().numpy() if keep_pixels else None
-        if hr is None:
-            return pixels, dict.fromkeys(keys)
-        hr_tensor = _on_device(hr, sr.device)
-        if psnr_only:
-            return pixels, {"psnr_rgb": psnr_tensor(sr, hr_tensor, border=border)}
-        y = None if hr_y is None else _on_device(hr_y, sr.device, plane=True)
-        return pixels, fidelity_tensor(sr, hr_tensor, border=border, hr_y=y)
-    pixels = to_uint8(out, input_range)
-    if hr is None:
-        scores: dict[str, float | None] = dict.fromkeys(keys)
-    elif psnr_only:
-        scores = {"psnr_rgb": psnr(pixels, np.asarray(hr), border=border)}
-    else:
-        scores = dict(
-            fidelity(pixels, np.asarray(hr), border=border, hr_y=None if hr_y is None else np.asarray(hr_y))
-        )
+    pixels = sr_pixels(out, input_range)
+    scores = score_pixels(pixels, hr, border=border, hr_y=hr_y, psnr_only=psnr_only, device=out.device)
     return (pixels if keep_pixels else None), scores

@@ -7,12 +7,13 @@ Every submission runs in a worker of its own (:mod:`harness.runner.worker`), a l
 (:mod:`harness.runner.process`), a Ray actor (:mod:`harness.runner.ray_lanes`) or, for tests and
 debugging, the coordinator's own process (:mod:`harness.runner.in_process`), as the table of
 :mod:`harness.runner.executors` makes them, on one of the run's *lanes* (:mod:`harness.runner.lanes`:
-one device each). The coordinator (:mod:`harness.runner.coordinator`) verifies weights, decodes
-the data once, spreads the untimed accuracy pass over every lane, and times each lane's
-submissions beside a baseline of their own in interleaved rounds, so that every runtime ratio
-compares two measurements of one device. A submission that fails (import error, bad weights,
-exception, NaN output, wrong size, out of memory, a crashed or hung worker) becomes a record with
-``status: failed`` and its reason; the others carry on and are still ranked.
+one device each). The coordinator
+(:mod:`harness.runner.coordinator`) verifies weights, decodes the data once, spreads the untimed
+accuracy pass over every lane, and times each lane's submissions beside a baseline of their own in
+interleaved rounds, so that every runtime ratio compares two measurements of one device. A
+submission that fails (import error, bad weights, exception, NaN output, wrong size, out of memory,
+a crashed or hung worker) becomes a record with ``status: failed`` and its reason; the others carry
+on and are still ranked.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from harness.runner.coordinator import Coordinator
 from harness.runner.entries import make_entries
 from harness.runner.executors import ExecutorSettings, make_executor
 from harness.runner.lanes import Executor
-from harness.runner.sandbox import Sandbox
+from harness.runner.sandbox import NOT_SANDBOXED
 from harness.runner.settings import RunConfig, TimingSettings, worker_threads
 from harness.submissions import Submission
 from harness.timing import fingerprint_id
@@ -36,8 +37,7 @@ if TYPE_CHECKING:
     from harness.data import Dataset
 
 
-# An executor that does not run its workers under bwrap (Ray lanes, workers in this process).
-NOT_SANDBOXED = Sandbox(enabled=False, reason="this executor does not sandbox its workers")
+# An executor that does not run its workers under bwrap (Ray lanes, for now).
 
 __all__ = ["RunConfig", "TimingSettings", "evaluate_run", "worker_threads"]
 

@@ -15,6 +15,7 @@ from harness.runner.entries import Entry
 from harness.runner.fan_out import on_threads
 from harness.runner.lanes import Lane
 from harness.runner.progress import Progress
+from harness.runner.scorer import Scorer, scoring_device
 from harness.runner.worker_pool import WorkerPool
 
 
@@ -66,14 +67,25 @@ class AccuracyPass:
         on_threads(work, self.lanes)
 
     def _score(self, entry: Entry, shard: scheduling.Shard, *, lane: Lane) -> None:
-        """Score ``shard`` of ``entry`` on ``lane``, checkpointing each image as it comes."""
+        """The shard's outputs from the entry's worker on ``lane``, each scored here as it comes
+        (:mod:`harness.runner.scorer`) and checkpointed."""
         assert self.pool.split is not None
         state = entry.state
         total = len(self.pool.split)
+        save_dir = self.pool.config.save_images_dir
+        scorer = Scorer(
+            self.pool.split,
+            shard,
+            scale=entry.submission.scale,
+            border=self.pool.config.border,
+            device=scoring_device(lane.device, lane.node),
+            save_dir=save_dir / entry.name if save_dir is not None else None,
+        )
 
-        def checkpoint(scored: msg.ImageScored) -> None:
+        def checkpoint(output: msg.ImageOutput) -> None:
+            record = scorer.score(output)
             with self._lock:
-                state.per_image.append(scored.record)
+                state.per_image.append(record)
                 entry.checkpoint()
                 count = len(state.per_image)
             self.progress.show(entry.name, lane.label, "accuracy", count, total)
@@ -97,3 +109,5 @@ class AccuracyPass:
                         state.first_call_ms = reply.first_call_ms
                     if reply.max_memory_mb is not None:
                         state.max_memory_mb = max(reply.max_memory_mb, state.max_memory_mb or 0.0)
+        if entry.ok and scorer.missing:
+            self.pool.fail(entry, f"{entry.name}: the worker sent no output for {', '.join(scorer.missing)}")

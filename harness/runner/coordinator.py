@@ -34,6 +34,7 @@ from harness.runner.entries import Entry
 from harness.runner.lanes import Executor
 from harness.runner.performance_pass import PerformancePass
 from harness.runner.progress import Progress
+from harness.runner.sandbox import NOT_SANDBOXED
 from harness.runner.settings import RunConfig
 from harness.runner.shared_data import share_dataset
 from harness.runner.worker_pool import WorkerPool
@@ -130,6 +131,7 @@ class Coordinator:
             session=self.session,
             fingerprint_id=fingerprint_id(self.fingerprints[timed.lane.index]),
             baseline=next((other for other in self.entries if other.name == self.baseline_name), None),
+            sandbox=getattr(self.executor, "sandbox", NOT_SANDBOXED).record(),
         )
         self.cache.save_complete(entry.key, record)
         if entry.slot is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.complexity import RECORD_FIELDS
+from harness.integrity import Check
 from harness.runner import messages as msg
 from harness.runner.cache import PartialSlot
 from harness.runner.lanes import Lane, WorkerHandle
@@ -78,6 +79,7 @@ class SubgroupTimings:
     warmup_passes: list[int] = field(default_factory=list)
     looks: list[Look] = field(default_factory=list)  # rounds until decided: the rule's answer per round
     stop_reason: StopReason | None = None
+    checks: list[Check] = field(default_factory=list)  # the timing audit's integrity checks
 
 
 @dataclass(eq=False)

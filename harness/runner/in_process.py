@@ -30,13 +30,13 @@ class InProcessWorker:
     def request(
         self,
         request: msg.Request,
-        on_progress: Callable[[msg.ImageScored], Any] | None = None,
+        on_progress: Callable[[msg.ImageOutput], Any] | None = None,
         doing: str = "",
     ) -> msg.Reply:
         if self._worker is None:
             return msg.Failed(f"worker closed before {doing or type(request).__name__}")
         for reply in self._worker.handle(request):
-            if not isinstance(reply, msg.ImageScored):
+            if not isinstance(reply, msg.ImageOutput):
                 return reply
             if on_progress is not None:
                 on_progress(reply)

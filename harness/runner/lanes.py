@@ -52,7 +52,7 @@ class WorkerHandle(Protocol):
     def request(
         self,
         request: msg.Request,
-        on_progress: Callable[[msg.ImageScored], Any] | None = None,
+        on_progress: Callable[[msg.ImageOutput], Any] | None = None,
         doing: str = "",
     ) -> msg.Reply: ...
 

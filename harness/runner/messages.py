@@ -3,16 +3,19 @@
 A worker evaluates one submission. The coordinator sends it a :class:`Load`, then the work of the
 accuracy pass, the complexity count and the performance pass, one request at a time; the worker
 answers each with its reply, or with :class:`Failed` when the submission misbehaved. The accuracy
-pass streams one :class:`ImageScored` per image before its :class:`AccuracyDone`, so the
-coordinator can checkpoint after every image. Messages are plain, picklable dataclasses: the same
-requests travel over a pipe to a local process or as method calls to a remote actor.
+pass streams one :class:`ImageOutput` per image (the SR image as uint8 pixels) before its
+:class:`AccuracyDone`; the coordinator scores each against the ground truth, which the worker never
+holds (:mod:`harness.runner.scorer`), and checkpoints after every image. Messages are plain,
+picklable dataclasses: the same requests travel over a pipe to a local process or as method calls
+to a remote actor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from harness.runner.shared_data import SharedSplit
 from harness.submissions import ResolvedWeights, Submission
@@ -39,7 +42,10 @@ class TorchSettings:
 
 @dataclass(frozen=True)
 class Load:
-    """Build the submission, load its verified weights onto ``device`` and map the shared data."""
+    """Build the submission, load its verified weights onto ``device`` and map the shared LR images.
+
+    ``split`` is :meth:`SharedSplit.inputs_only`: no HR image or Y plane, not even their paths.
+    """
 
     submission: Submission
     weights: ResolvedWeights | None
@@ -47,15 +53,13 @@ class Load:
     device: str
     settings: TorchSettings
     split: SharedSplit
-    border: int
-    save_images_dir: Path | None = None
     # The cell (harness.cells) the accuracy and timing passes run the model in; fp32 is the protocol's.
     cell: str = "fp32"
 
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Forward each of ``indices`` once, untimed, and score it; time the very first call cold."""
+    """Forward each of ``indices`` once, untimed, and return its output; time the very first call cold."""
 
     indices: tuple[int, ...]
     time_first_call: bool
@@ -118,11 +122,12 @@ class Loaded:
 
 
 @dataclass(frozen=True)
-class ImageScored:
-    """One image of the accuracy pass: its name and metrics (None without HR)."""
+class ImageOutput:
+    """One image of the accuracy pass: the uint8 HxWx3 SR pixels of image ``index``
+    (:func:`harness.metrics.sr_pixels`), made after the forward pass, for the scorer."""
 
     index: int
-    record: dict[str, Any]
+    pixels: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -150,10 +155,13 @@ class WarmedUp:
 
 @dataclass(frozen=True)
 class ImageTimed:
-    """Image ``index`` timed: the median of its repeats' latencies, in ms."""
+    """Image ``index`` timed: the median of its repeats' latencies, in ms; the last repeat's output as
+    uint8 HxWx3 ``pixels`` (made after the timed span); Python threads the calls left running."""
 
     index: int
     milliseconds: float
+    pixels: np.ndarray | None = None
+    threads_left: int = 0
 
 
 @dataclass(frozen=True)
@@ -163,4 +171,4 @@ class Failed:
     reason: str
 
 
-Reply = Loaded | ImageScored | AccuracyDone | ComplexityCounted | TimingReady | WarmedUp | ImageTimed | Failed
+Reply = Loaded | ImageOutput | AccuracyDone | ComplexityCounted | TimingReady | WarmedUp | ImageTimed | Failed

@@ -12,15 +12,22 @@ complexity.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from harness.metrics import score_pixels
 from harness.runner import messages as msg
 from harness.runner import scheduling
+from harness.runner.audit import TimingAudit
 from harness.runner.device_sharing import timing_subgroups
-from harness.runner.entries import Entry, SubgroupTimings
+from harness.runner.dither import derive_seed
+from harness.runner.entries import AccuracyState, Entry, SubgroupTimings
 from harness.runner.fan_out import on_threads
 from harness.runner.lanes import Lane
 from harness.runner.progress import Progress
+from harness.runner.scorer import scoring_device
 from harness.runner.timing_loop import Subgroup, time_rounds
 from harness.runner.worker_pool import WorkerPool
 
@@ -91,22 +98,59 @@ class PerformancePass:
             names=list(by_name),
             baseline=self.baseline_name if self.baseline_name in by_name else None,
         )
+        timing = self.pool.config.timing
+        audit = TimingAudit(
+            seed=derive_seed(self.seed, "audit", *key),
+            images=len(self.pool.split),
+            min_rounds=timing.rounds or timing.min_rounds,
+            baseline=subgroup.baseline,
+            score_db=self._psnr_on(lane),
+        )
         time_rounds(
             LaneWorkers(self.pool, lane, by_name),
             subgroup,
             {entry.name: entry.timings[key] for entry in group},
-            self.pool.config.timing,
+            timing,
             run_seed=self.seed,
             images=len(self.pool.split),
             on_round=self.round_log.append,
             progress=lambda name, doing, done, total: self.progress.show(
                 name, lane.label, doing, done, total
             ),
+            audit=audit,
         )
+        for entry in group:
+            if entry.ok:
+                entry.timings[key].checks = audit.checks(entry.name, self._accuracy_psnr(entry))
         # Last: its forward pass at the counting size must not disturb the warm state timed above.
         for entry in group:
             if entry.lane is lane and entry.cached_record is None and entry.state.complexity is None:
                 self._count_complexity(entry, lane)
+
+    def _psnr_on(self, lane: Lane) -> Callable[[int, np.ndarray], float | None]:
+        """The trusted scorer of an audited timed output: its RGB PSNR against the HR (None without)."""
+        split = self.pool.split
+        assert split is not None
+        device = scoring_device(lane.device, lane.node)
+        border = self.pool.config.border
+
+        def psnr(index: int, pixels: np.ndarray) -> float | None:
+            hr = split.hr(index)
+            return score_pixels(pixels, hr, border=border, psnr_only=True, device=device)["psnr_rgb"]
+
+        return psnr
+
+    def _accuracy_psnr(self, entry: Entry) -> dict[int, float]:
+        """The accuracy pass's RGB PSNR of each image of ``entry`` (this run's or its cached record's)."""
+        split = self.pool.split
+        assert split is not None
+        state = entry.state if entry.cached_record is None else AccuracyState.from_record(entry.cached_record)
+        index_of = {image.name: index for index, image in enumerate(split.images)}
+        return {
+            index_of[row["name"]]: row["psnr_rgb"]
+            for row in state.per_image
+            if row.get("psnr_rgb") is not None and row["name"] in index_of
+        }
 
     def _count_complexity(self, entry: Entry, lane: Lane) -> None:
         """Params, FLOPs, activations and #conv, by the worker of the lane that times the entry."""
@@ -133,9 +177,9 @@ class LaneWorkers:
         reply = self.pool.ask(self.by_name[name], self.lane, request, doing)
         return reply.passes if isinstance(reply, msg.WarmedUp) else None
 
-    def time_image(self, name: str, request: msg.TimeImage, doing: str) -> float | None:
+    def time_image(self, name: str, request: msg.TimeImage, doing: str) -> msg.ImageTimed | None:
         reply = self.pool.ask(self.by_name[name], self.lane, request, doing)
-        return reply.milliseconds if isinstance(reply, msg.ImageTimed) else None
+        return reply if isinstance(reply, msg.ImageTimed) else None
 
     def failed(self, name: str) -> bool:
         return not self.by_name[name].ok

@@ -79,7 +79,7 @@ class WorkerProcess:
         return WorkerLost(f"worker {what} during {doing}" + (f"; its last output: {tail}" if tail else ""))
 
     def request(self, request: msg.Request, on_progress: Any = None, doing: str = "") -> msg.Reply:
-        """Send ``request`` and return its final reply; streamed ``ImageScored`` go to ``on_progress``.
+        """Send ``request`` and return its final reply; streamed ``ImageOutput`` go to ``on_progress``.
 
         Raises :class:`WorkerLost` when the process dies or the budget runs out (the process is
         then killed); a :class:`~harness.runner.messages.Failed` reply is returned like any other.
@@ -100,7 +100,7 @@ class WorkerProcess:
                 except (EOFError, OSError):
                     self._process.join(1.0)
                     raise self._lost(_describe_exit(self._process.exitcode), doing) from None
-                if isinstance(reply, msg.ImageScored):  # streamed before the final reply
+                if isinstance(reply, msg.ImageOutput):  # streamed before the final reply
                     if on_progress is not None:
                         on_progress(reply)
                     continue

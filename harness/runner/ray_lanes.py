@@ -111,7 +111,7 @@ class RayWorkerHandle:
     def request(
         self,
         request: msg.Request,
-        on_progress: Callable[[msg.ImageScored], Any] | None = None,
+        on_progress: Callable[[msg.ImageOutput], Any] | None = None,
         doing: str = "",
     ) -> msg.Reply:
         doing = doing or type(request).__name__
@@ -120,7 +120,7 @@ class RayWorkerHandle:
             return reply
         replies, _ = self._call(self.actor.handle, request, doing)
         for reply in replies[:-1]:
-            if isinstance(reply, msg.ImageScored) and on_progress is not None:
+            if isinstance(reply, msg.ImageOutput) and on_progress is not None:
                 on_progress(reply)
         return replies[-1]
 

@@ -8,9 +8,10 @@ the baseline timed beside it there.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.integrity import integrity_record
 from harness.metrics import METRIC_KEYS
 from harness.runner import schema
 from harness.runner.entries import AccuracyState, Entry, SubgroupTimings
@@ -47,11 +48,12 @@ def ok_record(
     session: str,
     fingerprint_id: str,
     baseline: Entry | None,
+    sandbox: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The record of ``entry`` timed in ``timed`` (as the cache keeps it: without ``cached``).
 
     ``image_names`` is the dataset's order, ``fingerprint_id`` the timing lane's device, ``baseline``
-    the run's baseline entry (None when the run has none).
+    the run's baseline entry (None when the run has none), ``sandbox`` how the workers were confined.
     """
     source = (
         AccuracyState.from_record(entry.cached_record) if entry.cached_record is not None else entry.state
@@ -101,6 +103,7 @@ def ok_record(
         retries=entry.retries,
         resumed=source.resumed,
         per_image=per_image,
+        integrity=integrity_record(sandbox, timed.checks),
     )
 
 

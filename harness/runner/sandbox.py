@@ -54,6 +54,7 @@ class Sandbox:
 
 
 OFF = Sandbox(enabled=False, reason="--sandbox off")
+NOT_SANDBOXED = Sandbox(enabled=False, reason="this executor does not sandbox its workers")
 
 
 def find_bwrap() -> str | None:
@@ -129,14 +130,13 @@ def command(
     bwrap: str,
     *,
     read_only: Iterable[Path],
-    writable: Iterable[Path],
     cuda: bool,
     argv: Sequence[str],
 ) -> list[str]:
     """The ``bwrap`` command line that runs ``argv`` in a worker's sandbox.
 
-    ``read_only`` are the submission's folder, its weights file and the shared LR images;
-    ``writable`` what the worker must write (the folder of saved SR images, when asked for).
+    ``read_only`` are the submission's folder, its weights file and the shared LR images; nothing
+    outside the private tmpfs is writable (the coordinator's scorer writes the SR images).
     """
     out = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
     out += ["--ro-bind", "/usr", "/usr"]
@@ -155,8 +155,6 @@ def command(
     for path in [*_python_paths(), package, *read_only]:
         if path.exists():
             out += ["--ro-bind", str(path), str(path)]
-    for path in writable:
-        out += ["--bind", str(path), str(path)]
     environment = {"HOME": "/tmp", "TMPDIR": "/tmp", "PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"}
     environment["PYTHONPATH"] = str(package.parent)
     environment.update({name: os.environ[name] for name in _KEPT_ENVIRONMENT if name in os.environ})

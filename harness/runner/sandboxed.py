@@ -4,7 +4,7 @@ It speaks the requests of :mod:`harness.runner.messages` like any local worker
 (:class:`~harness.runner.process.WorkerProcess`: the same time budget and death reports), but is
 started by ``bwrap`` (:mod:`harness.runner.sandbox`) running :mod:`harness.runner.worker_main`,
 with its end of a ``socketpair`` kept open across the exec. Its sandbox holds the submission's
-folder, its weights file and the run's images in shared memory, read-only; the :class:`Load` it
+folder, its weights file and the run's LR images in shared memory (no HR file), read-only; the :class:`Load` it
 is sent names that shared copy, never the decoded-image cache.
 """
 
@@ -74,7 +74,7 @@ def _submission_paths(load: msg.Load) -> list[Path]:
 
 
 class SandboxedWorkerProcess(WorkerProcess):
-    """One submission's worker under ``bwrap``; ``split`` is the run's images in shared memory."""
+    """One submission's worker under ``bwrap``; ``split`` is the run's LR images in shared memory."""
 
     def __init__(
         self,
@@ -93,15 +93,11 @@ class SandboxedWorkerProcess(WorkerProcess):
 
     def _start(self) -> tuple[Any, Any]:
         load = self._load
-        writable = [load.save_images_dir] if load.save_images_dir is not None else []
-        for folder in writable:
-            folder.mkdir(parents=True, exist_ok=True)
         ours, theirs = socket.socketpair()
         argv = [sys.executable, "-m", "harness.runner.worker_main", str(theirs.fileno())]
         line = sandbox.command(
             self._bwrap,
             read_only=[*_submission_paths(load), self._split.folder],
-            writable=writable,
             cuda=load.device.startswith("cuda"),
             argv=argv,
         )
@@ -126,7 +122,7 @@ class SandboxedWorkerProcess(WorkerProcess):
         return connection, process
 
     def request(self, request: msg.Request, on_progress: Any = None, doing: str = "") -> msg.Reply:
-        """As for any worker; a :class:`Load` is sent naming the images in shared memory."""
+        """As for any worker; a :class:`Load` is sent naming the LR images in shared memory."""
         if isinstance(request, msg.Load):
             request = dataclasses.replace(request, split=self._split)
         return super().request(request, on_progress=on_progress, doing=doing)

@@ -125,7 +125,7 @@ class ConstraintRecord(TypedDict):
 class IntegrityCheck(TypedDict):
     """One entry of a record's ``integrity.checks`` (harness.integrity.Check)."""
 
-    name: str  # timed_outputs, timed_scores, clocks or repeated_inputs
+    name: str  # timed_outputs, timed_scores, clocks, repeated_inputs or threads
     verdict: Literal["pass", "fail"]  # fail makes the submission invalid: listed, not ranked
     detail: str  # one line: what was compared and what was found
 
@@ -330,6 +330,7 @@ def ok_record(
     retries: list[str],
     resumed: bool,
     per_image: list[dict[str, Any]],
+    integrity: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The record of a submission measured in this run (as the cache keeps it: without ``cached``)."""
     return {
@@ -352,6 +353,7 @@ def ok_record(
         "retries": retries,
         "resumed": resumed,
         "per_image": per_image,
+        "integrity": dict(integrity),
     }
 
 

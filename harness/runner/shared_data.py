@@ -3,9 +3,10 @@
 Every submission of a run reads the same LR images and is scored against the same HR images and HR
 Y planes. The coordinator decodes each image once (on a few threads, before any model runs, so a
 corrupt file is one error before anything is measured) and writes LR, HR and Y as ``.npy`` files;
-each worker maps them read-only, so the operating system keeps one copy in its page cache however
-many workers read them. The folder is named after the dataset's content hash and reused by later
-runs on the same data. It is decoded into a temporary folder that is renamed into place once whole,
+each worker maps the LR files read-only, so the operating system keeps one copy in its page cache
+however many workers read them. Workers are given :meth:`SharedSplit.inputs_only`, which names no
+HR file: the ground truth is read by the scorer alone (:mod:`harness.runner.scorer`). The folder is
+named after the dataset's content hash and reused by later runs on the same data. It is decoded into a temporary folder that is renamed into place once whole,
 so a bad image (an error before anything is measured) or a killed run leaves nothing behind, and
 two runs decoding the same data at once both end with the same complete folder.
 """
@@ -16,7 +17,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,11 @@ class SharedSplit:
     @property
     def has_hr(self) -> bool:
         return all(image.hr is not None for image in self.images)
+
+    def inputs_only(self) -> SharedSplit:
+        """The same LR images without HR and Y: what a worker is given, so the submission's process
+        holds neither the ground truth nor the path of a file that has it."""
+        return SharedSplit(self.folder, tuple(replace(image, hr=None, hr_y=None) for image in self.images))
 
     def lr(self, index: int) -> np.ndarray:
         return _map(self.images[index].lr)
@@ -151,17 +157,16 @@ def _decode_into(
 
 
 def copy_to_shared_memory(split: SharedSplit, root: Path = Path("/dev/shm")) -> SharedSplit:
-    """A copy of ``split``'s arrays in a fresh folder under ``root`` (shared memory), for sandboxed
-    workers: they map the images from there and never see the decoded-image cache or its path.
+    """A copy of ``split``'s LR arrays, and nothing else, in a fresh folder under ``root`` (shared
+    memory), for sandboxed workers: they map the LR images from there and never see the
+    decoded-image cache, its path, or any HR file (the folder is all their sandbox holds of the data).
 
     The caller removes the folder (``shutil.rmtree(copy.folder)``) when the run is over.
     """
     folder = Path(tempfile.mkdtemp(prefix="esr-images-", dir=root))
     images = []
     for image in split.images:
-        copied = [None if path is None else folder / path.name for path in (image.lr, image.hr, image.hr_y)]
-        for source, target in zip((image.lr, image.hr, image.hr_y), copied, strict=True):
-            if source is not None and target is not None:
-                shutil.copyfile(source, target)
-        images.append(SharedImage(image.name, *copied))  # type: ignore[arg-type]
+        target = folder / image.lr.name
+        shutil.copyfile(image.lr, target)
+        images.append(SharedImage(image.name, lr=target, hr=None, hr_y=None))
     return SharedSplit(folder, tuple(images))

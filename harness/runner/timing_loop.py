@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from harness.protocols import TimingSettings
 from harness.runner import messages as msg
+from harness.runner.audit import REPEATED_CALLS, TimingAudit
 from harness.runner.dither import derive_seed
 from harness.runner.entries import SubgroupTimings
 from harness.timing.rounds import paired_round_ratios, round_orders, turn_order
@@ -48,8 +49,9 @@ class TimedWorkers(Protocol):
         """The forward passes the warm-up took; None when the submission failed."""
         ...
 
-    def time_image(self, name: str, request: msg.TimeImage, doing: str) -> float | None:
-        """The image's latency (the median of its repeats) in ms; None when the submission failed."""
+    def time_image(self, name: str, request: msg.TimeImage, doing: str) -> msg.ImageTimed | None:
+        """The image's latency (the median of its repeats) in ms and its output; None when the
+        submission failed."""
         ...
 
     def failed(self, name: str) -> bool: ...
@@ -87,9 +89,15 @@ def time_rounds(
     images: int,
     on_round: Callable[[dict[str, Any]], None],
     progress: Progress,
+    audit: TimingAudit | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> None:
-    """Time ``subgroup`` in rounds into ``timings`` (by name); each round's log goes to ``on_round``."""
+    """Time ``subgroup`` in rounds into ``timings`` (by name); each round's log goes to ``on_round``.
+
+    With ``audit``, every timed call is also shown to it (what the coordinator's clock saw, the
+    output), and after the last round each submission gets the audit's extra requests
+    (:func:`audit_requests`).
+    """
     for name in subgroup.names:
         workers.prepare(name, f"the copy of the inputs to {subgroup.label}")
     open_names = set(subgroup.names)
@@ -102,7 +110,7 @@ def time_rounds(
         restarts_before = {name: workers.restarts(name) for name in subgroup.names}
         rounds_before = {name: len(timings[name].latencies) for name in subgroup.names}
         log = _time_round(
-            workers, subgroup, timings, timing, order, round_index, run_seed, images, progress, clock
+            workers, subgroup, timings, timing, order, round_index, run_seed, images, progress, clock, audit
         )
         restarted = [
             name
@@ -126,6 +134,7 @@ def time_rounds(
                 images,
                 progress,
                 clock,
+                audit,
                 attempt=1,
             )
             log["repeated_after_restart"] = restarted
@@ -148,6 +157,38 @@ def time_rounds(
             )
             if not open_names:
                 break
+    if audit is not None:
+        audit_requests(workers, subgroup, timing, audit)
+
+
+def audit_requests(
+    workers: TimedWorkers, subgroup: Subgroup, timing: TimingSettings, audit: TimingAudit
+) -> None:
+    """After the rounds: each audited call again (its output compared with the timed one), then a
+    short round on one image alternating an identical input with fresh ones (an input cache would
+    answer the identical ones at once).
+
+    These are ordinary timed requests; the worker cannot tell them from the rounds' but by their
+    seeds, and answering them from a cache is what the repeated round looks for.
+    """
+    for name in subgroup.names:
+        if workers.failed(name):
+            continue
+        for image, seed in audit.reruns(name):
+            reply = workers.time_image(name, msg.TimeImage(image, timing.repeats, seed), "the output audit")
+            if reply is not None and reply.pixels is not None:
+                audit.rerun_output(name, image, reply.pixels)
+        image, seed = audit.repeated_request()
+        identical = msg.TimeImage(image, 1, seed)
+        doing = "the repeated-input audit"
+        if workers.time_image(name, identical, doing) is None:  # its first sight of this input
+            continue
+        for number in range(REPEATED_CALLS):
+            again = workers.time_image(name, identical, doing)
+            fresh = workers.time_image(name, msg.TimeImage(image, 1, audit.fresh_seed(number)), doing)
+            if again is None or fresh is None:
+                break
+            audit.repeated(name, again.milliseconds, fresh.milliseconds)
 
 
 def plan_of(timing: TimingSettings) -> SequentialPlan:
@@ -216,6 +257,7 @@ def _time_round(
     images: int,
     progress: Progress,
     clock: Callable[[], float],
+    audit: TimingAudit | None,
     attempt: int = 0,
 ) -> dict[str, Any]:
     """One round: everyone in ``order`` warms up, then they take turns image by image; its log."""
@@ -238,10 +280,24 @@ def _time_round(
         for name in turn_order(order, index):
             doing = f"timing round {round_index + 1} at image {index + 1}/{images}"
             request = msg.TimeImage(index, timing.repeats, derive_seed(dither_seed, name, index))
-            milliseconds = workers.time_image(name, request, doing)
-            if milliseconds is not None:
+            sent = clock()
+            reply = workers.time_image(name, request, doing)
+            observed_ms = (clock() - sent) * 1000.0  # the coordinator's clock, outside the worker
+            if reply is not None:
+                milliseconds = reply.milliseconds
                 timings[name].latencies[-1].append(milliseconds)
                 timed_ms += milliseconds
+                if audit is not None:
+                    audit.observe(
+                        name,
+                        round_index=round_index,
+                        image=index,
+                        dither_seed=request.dither_seed,
+                        reported_ms=milliseconds,
+                        observed_ms=observed_ms,
+                        output=reply.pixels,
+                        threads_left=reply.threads_left,
+                    )
                 done = round_index * images + index + 1
                 progress(name, f"timing round {round_index + 1}/{rounds}", done, rounds * images)
     wall_ms = (clock() - started) * 1000.0

@@ -7,10 +7,11 @@ submission cannot change what the next one sees or how it is timed, and a crash 
 
 * **Accuracy pass.** Each image is forwarded once, untimed (the very first call is timed cold, as
   the official script's first image is), on a fresh copy of its input. The output is checked for
-  shape, device and finiteness, made uint8 the official way and scored against the shared HR image
-  and its Y plane: on a GPU with torch on the device, right after the forward pass; on the CPU with
-  :mod:`harness.metrics.fidelity` on a background thread, overlapping the next forward pass. Peak
-  device memory is read right after each forward pass, before any scoring allocates.
+  shape, device and finiteness, made uint8 the official way (on a GPU on the device, then copied
+  to the host) and sent back as pixels. The worker holds no ground truth: its split names LR files
+  only, and the coordinator's scorer (:mod:`harness.runner.scorer`) scores the pixels and writes
+  the PNGs, overlapping the worker's next forward pass. Peak device memory is read right after
+  each forward pass, before the quantisation allocates.
 * **Performance pass.** Inputs are put on the device once (as uint8 levels), and before the first
   warm-up each input size other than image 0's gets one untimed forward pass; then the worker does
   nothing but forward passes when told, each on a freshly dithered input (:mod:`harness.runner.dither`,
@@ -28,8 +29,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,8 @@ import torch
 
 from harness.cells.backends import Forward, build_cell
 from harness.complexity import complexity_record
-from harness.data import write_png
 from harness.errors import HarnessError
-from harness.metrics import score_output, to_tensor
+from harness.metrics import sr_pixels, to_tensor
 from harness.runner import messages as msg
 from harness.runner.dither import derive_seed, device_pixels, dithered
 from harness.runner.forward import forward
@@ -50,7 +48,6 @@ from harness.submissions.building import summarise_exception
 from harness.submissions.placement import CudaOnCpu
 from harness.timing import PeakMemory, Timer, make_timer, time_call, warm_up
 
-Scored = tuple[np.ndarray | None, dict[str, Any]]  # the uint8 SR pixels (when kept) and the scores
 # How torch's CPU allocator says it ran out (a RuntimeError, not an OutOfMemoryError).
 _CPU_ALLOCATION_FAILED = "DefaultCPUAllocator: can't allocate memory"
 
@@ -62,7 +59,7 @@ class SubmissionFailure(Exception):
 def apply_torch_settings(settings: msg.TorchSettings) -> None:
     """Put this process's torch global settings to what the protocol says.
 
-    OpenCV, which the metrics use, gets the same thread count: a worker uses ``threads`` cores.
+    OpenCV, which a submission may use, gets the same thread count: a worker uses ``threads`` cores.
     """
     torch.set_num_threads(settings.threads)
     cv2.setNumThreads(settings.threads)
@@ -100,6 +97,10 @@ def check_output(sr: object, lr: torch.Tensor, scale: int, name: str) -> torch.T
     """The output must be a finite floating-point 1x3x(sH)x(sW) tensor on the input's device."""
     if not isinstance(sr, torch.Tensor):
         raise SubmissionFailure(f"{name}: output is a {type(sr).__name__}, not a torch.Tensor")
+    if type(sr) is not torch.Tensor:  # a subclass can run code when read, after the timer stopped
+        raise SubmissionFailure(
+            f"{name}: output is a {type(sr).__name__}, a subclass of torch.Tensor; return a plain torch.Tensor"
+        )
     expected = (1, 3, lr.shape[-2] * scale, lr.shape[-1] * scale)
     if tuple(sr.shape) != expected:
         raise SubmissionFailure(f"{name}: output shape {tuple(sr.shape)}, expected {expected}")
@@ -224,55 +225,26 @@ class SubmissionWorker:
     # -- accuracy pass --------------------------------------------------------------------------
 
     def accuracy(self, request: msg.Accuracy) -> Iterator[msg.Reply]:
-        """Score each image; when one fails, the images already done are still reported first."""
+        """Each image's SR pixels, one reply each as soon as made; then the cold call and peak memory.
+
+        When an image fails, the images already done have been sent; the failure comes last.
+        """
         first_call_ms: float | None = None
         peak_mb: float | None = None
-        pending: list[tuple[int, Future[Scored]]] = []
-        writes: list[Future[None]] = []
-        failure: Exception | None = None
-        with (
-            ThreadPoolExecutor(1, thread_name_prefix="esr-metrics") as scorer,
-            ThreadPoolExecutor(1, thread_name_prefix="esr-png") as writer,
-        ):
-            try:
-                for position, index in enumerate(request.indices):
-                    cold = position == 0 and request.time_first_call
-                    scored, elapsed_ms, peak = self._one_image(index, cold, scorer)
-                    first_call_ms = elapsed_ms if cold else first_call_ms
-                    peak_mb = peak_mb if peak is None else max(peak, peak_mb or 0.0)
-                    pending.append((index, scored))
-                    # Keep at most one image's scoring running beside the next forward pass.
-                    while pending and (pending[0][1].done() or len(pending) > 1):
-                        yield self._report(*pending.pop(0), writer, writes)
-            except Exception as error:  # noqa: BLE001 - reported after the images already done
-                failure = error
-            while pending:
-                yield self._report(*pending.pop(0), writer, writes)
-            for write in writes:
-                write.result()
-        if failure is not None:
-            raise failure
+        for position, index in enumerate(request.indices):
+            cold = position == 0 and request.time_first_call
+            pixels, elapsed_ms, peak = self._one_image(index, cold)
+            first_call_ms = elapsed_ms if cold else first_call_ms
+            peak_mb = peak_mb if peak is None else max(peak, peak_mb or 0.0)
+            yield msg.ImageOutput(index=index, pixels=pixels)
         yield msg.AccuracyDone(first_call_ms=first_call_ms, max_memory_mb=peak_mb)
 
-    def _report(
-        self, index: int, scored: Future[Scored], writer: ThreadPoolExecutor, writes: list[Future[None]]
-    ) -> msg.ImageScored:
-        """The reply for one scored image; its PNG is written on the writer thread when asked for."""
-        load = self.request
-        assert load is not None
-        pixels, scores = scored.result()
-        name = load.split.images[index].name
-        if load.save_images_dir is not None:
-            writes.append(writer.submit(write_png, load.save_images_dir / f"{name}.png", pixels))
-        return msg.ImageScored(index=index, record={"name": name, **scores})
+    def _one_image(self, index: int, cold: bool) -> tuple[np.ndarray, float | None, float | None]:
+        """Forward image ``index`` once (timed when ``cold``) and make its output uint8 pixels.
 
-    def _one_image(
-        self, index: int, cold: bool, scorer: ThreadPoolExecutor
-    ) -> tuple[Future[Scored], float | None, float | None]:
-        """Forward image ``index`` once (timed when ``cold``) and start scoring it.
-
-        Returns the SR pixels and scores (a future), the cold call's milliseconds and the peak device
-        memory of the forward pass.
+        Returns the pixels (:func:`harness.metrics.sr_pixels`, the official quantisation), the cold
+        call's milliseconds and the peak device memory of the forward pass (read before the
+        quantisation allocates anything).
         """
         load = self.request
         assert load is not None and self.timer is not None
@@ -288,21 +260,7 @@ class SubmissionWorker:
         peak = memory.peak_mb()
         check_output(sr, lr, submission.scale, split.images[index].name)
         del lr
-        score = partial(
-            score_output,
-            sr,
-            split.hr(index),
-            input_range=submission.input_range,
-            border=load.border,
-            hr_y=split.hr_y(index),
-            keep_pixels=load.save_images_dir is not None,
-        )
-        if self.device.type == "cuda":
-            # On the GPU, right away and on the device: only the forward pass's peak memory counts.
-            done: Future[Scored] = Future()
-            done.set_result(score())
-            return done, elapsed_ms, peak
-        return scorer.submit(score), elapsed_ms, peak  # on the CPU, beside the next forward pass
+        return sr_pixels(sr, submission.input_range), elapsed_ms, peak
 
     # -- performance pass -----------------------------------------------------------------------
 
@@ -357,15 +315,26 @@ class SubmissionWorker:
         return msg.WarmedUp(passes)
 
     def time_image(self, request: msg.TimeImage) -> msg.ImageTimed:
+        """Time the image's repeats; the last one's output leaves as pixels, after every timed span.
+
+        Every timed output goes back, so that the worker cannot tell which of them the coordinator
+        keeps for its audit (:mod:`harness.runner.audit`). Python threads the forward passes left
+        running are counted: work done there is work no timer saw.
+        """
         assert self.timer is not None
-        latencies = [
-            time_call(self.timer, self._fresh_call(request.index, derive_seed(request.dither_seed, repeat)))[
-                1
-            ]
-            for repeat in range(request.repeats)
-        ]
+        threads_before = threading.active_count()
+        latencies = []
+        for repeat in range(request.repeats):
+            sr, elapsed_ms = time_call(
+                self.timer, self._fresh_call(request.index, derive_seed(request.dither_seed, repeat))
+            )
+            latencies.append(elapsed_ms)
+        threads_left = max(threading.active_count() - threads_before, 0)
+        lr = self.inputs[request.index]
+        check_output(sr, lr, self.request.submission.scale, f"timed image {request.index + 1}")  # type: ignore[union-attr]
+        pixels = sr_pixels(sr, self.request.submission.input_range)  # type: ignore[union-attr]
         # statistics, not NumPy: np.median's first call imports numpy.ma, 16 ms inside the round.
-        return msg.ImageTimed(request.index, statistics.median(latencies))
+        return msg.ImageTimed(request.index, statistics.median(latencies), pixels, threads_left)
 
 
 def serve(connection: Any, log_path: str) -> None:

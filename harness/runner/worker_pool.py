@@ -62,7 +62,7 @@ class WorkerPool:
         lane: Lane,
         request: msg.Request,
         doing: str,
-        on_progress: Callable[[msg.ImageScored], Any] | None = None,
+        on_progress: Callable[[msg.ImageOutput], Any] | None = None,
         *,
         alone: bool = False,
     ) -> msg.Reply | None:
@@ -101,9 +101,7 @@ class WorkerPool:
             trust_weights=config.trust_weights,
             device=lane.device,
             settings=msg.TorchSettings(cudnn_benchmark=config.timing.cudnn_benchmark, threads=self.threads),
-            split=self.split,
-            border=config.border,
-            save_images_dir=config.save_images_dir / entry.name if config.save_images_dir else None,
+            split=self.split.inputs_only(),  # LR only: the ground truth stays with the scorer
             cell=entry.cell,
         )
         in_cell = "" if entry.cell == "fp32" else f".{entry.cell}"

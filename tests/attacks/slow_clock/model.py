@@ -38,17 +38,23 @@ def _slow_every_clock(factor: float) -> None:
                 setattr(module, attribute, swaps[id(value)])
     with warnings.catch_warnings():  # some modules warn when their attributes are read
         warnings.simplefilter("ignore")
-        objects = gc.get_objects()
-        holders = [getattr(holder, "__dict__", None) for holder in objects]
-    for function in objects:  # default arguments: def __init__(self, clock=time.perf_counter)
-        defaults = getattr(function, "__defaults__", None)
-        if isinstance(defaults, tuple) and any(id(value) in swaps for value in defaults):
-            function.__defaults__ = tuple(swaps.get(id(value), value) for value in defaults)
-    for attributes in holders:
-        if isinstance(attributes, dict):
-            for attribute, value in list(attributes.items()):
-                if id(value) in swaps:
-                    attributes[attribute] = swaps[id(value)]
+        for holder in gc.get_objects():
+            try:  # some objects raise when looked at (lazy CUDA state): skip them
+                _swap_in(holder, swaps)
+            except Exception:
+                continue
+
+
+def _swap_in(holder, swaps) -> None:
+    """Replace the clocks ``holder`` keeps in its attributes or default arguments."""
+    attributes = getattr(holder, "__dict__", None)
+    if isinstance(attributes, dict):
+        for attribute, value in list(attributes.items()):
+            if id(value) in swaps:
+                attributes[attribute] = swaps[id(value)]
+    defaults = getattr(holder, "__defaults__", None)  # def __init__(self, clock=time.perf_counter)
+    if isinstance(defaults, tuple) and any(id(value) in swaps for value in defaults):
+        holder.__defaults__ = tuple(swaps.get(id(value), value) for value in defaults)
 
 
 class SlowClock(nn.Module):
