@@ -117,3 +117,126 @@ def test_published_tables_are_the_checkouts_results(checkout_imports: None) -> N
         assert list(figures.runtime_ms["val"]) == values["valid_runtime"]
         assert list(figures.psnr_db["test"]) == values["test_psnr"]
         assert figures.mean_psnr("val") == pytest.approx(values["valid_ave_psnr"], abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- measured runs
+
+# Each edition's baseline and weights as its README states them (2024: RLFN, 0.7/0.15/0.15;
+# 2025: EFDN, the same weights; 2026: SPAN, 0.8/0.1/0.1); the term is exp(2 X / X_baseline).
+EDITION_SCORES = {
+    "ntire2024": ("rlfn", (0.7, 0.15, 0.15)),
+    "ntire2025": ("efdn", (0.7, 0.15, 0.15)),
+    "ntire2026": ("span", (0.8, 0.1, 0.1)),
+}
+LSDIR_VAL = {"name": "DIV2K_LSDIR", "split": "val", "num_images": 3, "scale": 4, "content_sha256": "three"}
+
+
+@pytest.fixture(scope="module")
+def counted_on_cpu(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The three bundled baselines counted on this CPU by `esr summary` (params and fvcore FLOPs)."""
+    from harness.commands import run as esr
+
+    path = tmp_path_factory.mktemp("summary") / "counts.json"
+    assert esr(["summary", "rlfn", "efdn", "span", "--protocol", "ntire2026", "--json", str(path)]) == 0
+    return {record["submission"]: record for record in json.loads(path.read_text())}
+
+
+def _measured_record(counted: dict, ms: float) -> dict:
+    """A result record with the counted params and FLOPs and a CPU runtime of ``ms``."""
+    return {
+        "submission": counted["submission"],
+        "team": counted["submission"],
+        "weights_sha256": "0" * 64,
+        "status": "ok",
+        "error": None,
+        "psnr_rgb": 30.0,
+        "psnr_y": 31.8,
+        "ssim_rgb": 0.9,
+        "ssim_y": 0.91,
+        "runtime_ms": {"mean": ms, "median": ms, "p90": ms, "std": 0.1},
+        "max_memory_mb": None,
+        "params": counted["params"],
+        "flops": counted["flops"],
+        "flops_counter": counted["flops_counter"],
+        "activations": counted["activations"],
+        "num_conv": counted["num_conv"],
+        "num_images": 3,
+        "per_image": [],
+    }
+
+
+def _write_measured_run(path: Path, edition: str, records: list[dict]) -> Path:
+    from harness.protocols import load_protocol
+
+    document = {
+        "harness": {"version": "0.1.0", "git_commit": "abc", "git_dirty": False},
+        "protocol": edition,
+        "protocol_version": load_protocol(edition).version,
+        "device": {"cpu_name": "AMD EPYC", "fingerprint_id": "cpu-a"},
+        "dataset": LSDIR_VAL,
+        "timing": {"cudnn_benchmark": False},
+        "baseline": EDITION_SCORES[edition][0],
+        "results": records,
+    }
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").write_text(json.dumps(document))
+    return path
+
+
+def _expected_final(edition: str, entry: dict, ms: float, baseline: dict, baseline_ms: float) -> float:
+    weights = EDITION_SCORES[edition][1]
+    ratios = (ms / baseline_ms, entry["flops"] / baseline["flops"], entry["params"] / baseline["params"])
+    return sum(weight * math.exp(2 * ratio) for weight, ratio in zip(weights, ratios, strict=True))
+
+
+@pytest.mark.parametrize("edition", sorted(EDITION_SCORES))
+def test_measured_runs_are_scored_against_the_baseline_counted_in_the_same_run(
+    edition: str, counted_on_cpu: dict[str, dict], tmp_path: Path
+) -> None:
+    """Every edition's baseline counts on the CPU, and `esr leaderboard --style <edition>` scores a
+    run's entries against that baseline's counted params and FLOPs and its runtime in the same run
+    (CPU milliseconds, nothing like the published GPU figures), never the published row. Two runs
+    on one device each keep their own baseline: an entry's runtime term divides by its run's."""
+    from harness.commands import run as esr
+    from harness.leaderboard import load_run
+
+    base_name = EDITION_SCORES[edition][0]
+    base, others = counted_on_cpu[base_name], [r for n, r in sorted(counted_on_cpu.items()) if n != base_name]
+    assert base["status"] == "ok" and base["flops_counter"] == "fvcore"
+    # run one: the baseline at 80 ms beside the first other model at 100 ms; run two: the
+    # baseline at 40 ms (another load on the machine) beside the second at 60 ms
+    timed = {others[0]["submission"]: (100.0, 80.0), others[1]["submission"]: (60.0, 40.0)}
+    runs = [
+        _write_measured_run(
+            tmp_path / f"run{index}", edition, [_measured_record(other, ms), _measured_record(base, base_ms)]
+        )
+        for index, (other, (ms, base_ms)) in enumerate(zip(others, timed.values(), strict=True))
+    ]
+    board = build_leaderboard([load_run(run) for run in runs], style=edition)
+    found = {row["team"]: row for row in board.rows.to_dict("records")}
+    assert found[base_name]["score_final"] == pytest.approx(math.exp(2), rel=1e-12)
+    for other in others:
+        ms, base_ms = timed[other["submission"]]
+        row = found[other["submission"]]
+        assert row["time_ratio"] == pytest.approx(ms / base_ms, rel=1e-12)
+        assert row["score_final"] == pytest.approx(
+            _expected_final(edition, other, ms, base, base_ms), rel=1e-12
+        )
+    out = tmp_path / "board.csv"
+    assert (
+        esr(["leaderboard", "--style", edition, "--format", "csv", "--out", str(out), *map(str, runs)]) == 0
+    )
+    printed = {row["team"]: float(row["score_final"]) for row in csv.DictReader(out.open())}
+    assert printed == pytest.approx({name: row["score_final"] for name, row in found.items()}, rel=1e-12)
+
+
+def test_a_run_without_its_baseline_is_listed_unscored(
+    counted_on_cpu: dict[str, dict], tmp_path: Path
+) -> None:
+    """No score from another source stands in for a missing baseline: not the published row."""
+    from harness.leaderboard import load_run
+
+    run = _write_measured_run(tmp_path / "run", "ntire2026", [_measured_record(counted_on_cpu["efdn"], 90.0)])
+    [row] = build_leaderboard([load_run(run)], style="ntire2026").rows.to_dict("records")
+    assert "no baseline result (span) in this run" in row["note"]
+    assert not row["ranked"] and math.isnan(row["score_final"])

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from harness.constraints import baseline_name, find_baseline
 from harness.errors import HarnessError
 from harness.leaderboard.edition_tables import PublishedEdition, paired_runtime_difference
 from harness.leaderboard.measured import MeasuredEntry, describe_measured, measured_entries
@@ -176,10 +178,36 @@ def _baseline_of(rows: list[dict[str, Any]], protocol: Protocol) -> dict[str, An
 # ----------------------------------------------------------------------------- measured rows
 
 
+def _figures(entry: MeasuredEntry) -> dict[str, float | None]:
+    """The three figures a score divides: runtime [ms], params [M] and FLOPs [G]."""
+    return {
+        "time_ms": entry.runtime_ms,
+        "params_m": entry.number("params", 1e6),
+        "flops_g": entry.number("flops", 1e9),
+    }
+
+
+def _run_baselines(entries: list[MeasuredEntry], protocol: Protocol) -> dict[Path, dict[str, Any] | None]:
+    """Each run's own baseline figures, by run file (None where its baseline is absent or failed).
+
+    An entry is scored against the baseline counted and timed in its own run: two runs on one device
+    still differ in load, so a runtime divided by another run's baseline would mix two measurements.
+    """
+    baselines: dict[Path, dict[str, Any] | None] = {}
+    for entry in entries:
+        if entry.run.path not in baselines:
+            record = find_baseline(entry.run.document, protocol)
+            if record is not None and record.get("status") == "ok":
+                baselines[entry.run.path] = _figures(MeasuredEntry(entry.run, record, ()))
+            else:
+                baselines[entry.run.path] = None
+    return baselines
+
+
 def _measured_rows(entries: list[MeasuredEntry], protocol: Protocol) -> list[dict[str, Any]]:
     assert protocol.score is not None
-    baseline = next((entry for entry in entries if entry.is_baseline), None)
-    rows = []
+    baselines = _run_baselines(entries, protocol)
+    scored, unscored = [], []
     for entry in entries:
         psnr = entry.number("psnr_rgb")
         split = entry.run.dataset.get("split") or "val"
@@ -188,25 +216,17 @@ def _measured_rows(entries: list[MeasuredEntry], protocol: Protocol) -> list[dic
             "team": entry.name,
             "val_psnr": psnr if split != "test" else None,
             "test_psnr": psnr if split == "test" else None,
-            "time_ms": entry.runtime_ms,
-            "params_m": entry.number("params", 1e6),
-            "flops_g": entry.number("flops", 1e9),
+            **_figures(entry),
             # the baseline is ranked too: its score is exp(2) on every term by definition
             "note": replace(entry, is_baseline=False).problem(("complete", "psnr")),
         }
         if entry.record.get("flops_lower_bound"):
             row["note"] = "; ".join(filter(None, [row["note"], "FLOPs is an fvcore lower bound"]))
-        rows.append(row)
-    if baseline is None or baseline.record.get("status") != "ok":
-        for row in rows:
-            row["note"] = (
-                row["note"] or f"no usable baseline ({protocol.baseline}) in the run to score against"
-            )
-        return [{**row, "ranked": False} for row in rows]
-    reference = next(row for row in rows if row["team"] == baseline.name)
-    scored, unscored = [], []
-    for row in rows:
-        if None in (row["time_ms"], row["flops_g"], row["params_m"]):
+        reference = baselines[entry.run.path]
+        if reference is None:
+            missing = f"no usable baseline ({baseline_name(entry.run.baseline, protocol)}) in the run to score against"
+            unscored.append({**row, "note": row["note"] or missing})
+        elif None in (*(row[key] for key in reference), *reference.values()):
             unscored.append({**row, "note": row["note"] or "no runtime, FLOPs or params to score"})
         else:
             scored.append(_scored(row, protocol.score, reference))
