@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from harness.runner import RunConfig, TimingSettings, evaluate_run
+from harness.runner.audit import REPEATED_CALLS
 from harness.submissions import resolve_submission
 
 # A tiny x4 model; `behaviour` picks a way to misbehave, `probe` names a file to write what it saw.
@@ -257,7 +258,10 @@ def test_the_timed_loop_does_nothing_but_forward_passes(tmp_path: Path) -> None:
     timed = [call for call in seen if "time_image" in call["harness_frames"]]
     scoring = [call for call in seen if "accuracy" in call["harness_frames"]]
     assert len(scoring) == 2 * 4  # each image of each submission once
-    assert len(timed) == 2 * 3 * 4 * timing.repeats
+    # The rounds' calls, then each submission's audit (harness.runner.audit): one re-run per image,
+    # and the repeated-input round (its first sight of the input, then identical and fresh pairs).
+    audit_calls = 4 + 1 + 2 * REPEATED_CALLS
+    assert len(timed) == 2 * (3 * 4 * timing.repeats + audit_calls)
     for call in timed:
         # Between the timer and the model there is only the forward pass of the official script.
         frames = [name for name in call["harness_frames"] if name != "<listcomp>"]

@@ -102,7 +102,7 @@ class TimingAudit:
         dither_seed: int,
         reported_ms: float,
         observed_ms: float,
-        output: np.ndarray | None,
+        output: np.ndarray | str | None,
         threads_left: int = 0,
     ) -> None:
         """One timed call: what the worker reported, what the coordinator's clock saw, its output,
@@ -111,17 +111,23 @@ class TimingAudit:
         seen.threads_left = max(seen.threads_left, threads_left)
         seen.reported_ms[image].append(reported_ms)
         seen.observed_ms[image].append(observed_ms)
-        if output is not None and self.keeps(round_index, image):
-            seen.kept[image] = (f"round {round_index + 1}, image {image + 1}", dither_seed, output)
+        label = f"round {round_index + 1}, image {image + 1}"
+        if isinstance(output, str):  # what it sent is not what it committed to
+            seen.reruns.append((label, False, output))
+        elif output is not None and self.keeps(round_index, image):
+            seen.kept[image] = (label, dither_seed, output)
 
     def reruns(self, name: str) -> list[tuple[int, int]]:
         """(image, dither seed) of each kept call of ``name``, to request again after the rounds."""
         return [(image, seed) for image, (_, seed, _) in sorted(self._seen[name].kept.items())]
 
-    def rerun_output(self, name: str, image: int, output: np.ndarray) -> None:
+    def rerun_output(self, name: str, image: int, output: np.ndarray | str) -> None:
         """The output of a re-run: compared with the kept timed output, which is then dropped."""
         seen = self._seen[name]
         label, _, timed = seen.kept.pop(image)
+        if isinstance(output, str):
+            seen.reruns.append((f"the re-run of {label}", False, output))
+            return
         agreed, detail = outputs_agree(timed, output)
         seen.reruns.append((label, agreed, detail))
         score = self.score_db(image, timed) if self.score_db is not None else None

@@ -12,6 +12,7 @@ to a remote actor.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,11 +104,16 @@ class TimeImage:
 
 
 @dataclass(frozen=True)
+class SendOutput:
+    """Send the output of the last timed call, as committed to by its :class:`ImageTimed` digest."""
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """Exit the worker."""
 
 
-Request = Load | Accuracy | CountComplexity | PrepareTiming | WarmUp | TimeImage | Shutdown
+Request = Load | Accuracy | CountComplexity | PrepareTiming | WarmUp | TimeImage | SendOutput | Shutdown
 
 
 # ---------------------------------------------------------------- replies
@@ -156,12 +162,21 @@ class WarmedUp:
 @dataclass(frozen=True)
 class ImageTimed:
     """Image ``index`` timed: the median of its repeats' latencies, in ms; the last repeat's output as
-    uint8 HxWx3 ``pixels`` (made after the timed span); Python threads the calls left running."""
+    ``digest`` of the last repeat's output (:func:`output_digest`, made after the timed span), which
+    binds the worker to that output should the coordinator ask for it (:class:`SendOutput`); Python
+    threads the calls left running."""
 
     index: int
     milliseconds: float
-    pixels: np.ndarray | None = None
+    digest: bytes = b""
     threads_left: int = 0
+
+
+@dataclass(frozen=True)
+class TimedOutput:
+    """The last timed call's output as float32 1x3xHxW values, for the coordinator's audit."""
+
+    values: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -171,4 +186,23 @@ class Failed:
     reason: str
 
 
-Reply = Loaded | ImageOutput | AccuracyDone | ComplexityCounted | TimingReady | WarmedUp | ImageTimed | Failed
+Reply = (
+    Loaded
+    | ImageOutput
+    | AccuracyDone
+    | ComplexityCounted
+    | TimingReady
+    | WarmedUp
+    | ImageTimed
+    | TimedOutput
+    | Failed
+)
+
+
+def output_digest(values: np.ndarray) -> bytes:
+    """The SHA-1 of a float32 output's bytes: the worker's commitment to what it computed.
+
+    Hashing the raw values costs a few milliseconds per megapixel (the official uint8 quantisation
+    costs ten times that); the coordinator hashes what :class:`SendOutput` returns and compares.
+    """
+    return hashlib.sha1(np.ascontiguousarray(values, dtype=np.float32).data).digest()

@@ -23,6 +23,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from harness.protocols import TimingSettings
 from harness.runner import messages as msg
 from harness.runner.audit import REPEATED_CALLS, TimingAudit
@@ -50,8 +52,13 @@ class TimedWorkers(Protocol):
         ...
 
     def time_image(self, name: str, request: msg.TimeImage, doing: str) -> msg.ImageTimed | None:
-        """The image's latency (the median of its repeats) in ms and its output; None when the
-        submission failed."""
+        """The image's latency (the median of its repeats) in ms and the digest of its output; None
+        when the submission failed."""
+        ...
+
+    def fetch_output(self, name: str, committed: bytes, doing: str) -> np.ndarray | str | None:
+        """The last timed call's output as uint8 pixels, checked against the digest its reply
+        committed to; a one-line reason when it does not match; None when the submission failed."""
         ...
 
     def failed(self, name: str) -> bool: ...
@@ -176,8 +183,9 @@ def audit_requests(
             continue
         for image, seed in audit.reruns(name):
             reply = workers.time_image(name, msg.TimeImage(image, timing.repeats, seed), "the output audit")
-            if reply is not None and reply.pixels is not None:
-                audit.rerun_output(name, image, reply.pixels)
+            output = workers.fetch_output(name, reply.digest, "the output audit") if reply else None
+            if output is not None:
+                audit.rerun_output(name, image, output)
         image, seed = audit.repeated_request()
         identical = msg.TimeImage(image, 1, seed)
         doing = "the repeated-input audit"
@@ -288,6 +296,11 @@ def _time_round(
                 timings[name].latencies[-1].append(milliseconds)
                 timed_ms += milliseconds
                 if audit is not None:
+                    kept = (
+                        workers.fetch_output(name, reply.digest, "the output audit")
+                        if audit.keeps(round_index, index)
+                        else None
+                    )
                     audit.observe(
                         name,
                         round_index=round_index,
@@ -295,7 +308,7 @@ def _time_round(
                         dither_seed=request.dither_seed,
                         reported_ms=milliseconds,
                         observed_ms=observed_ms,
-                        output=reply.pixels,
+                        output=kept,
                         threads_left=reply.threads_left,
                     )
                 done = round_index * images + index + 1

@@ -93,8 +93,8 @@ def failure_reason(error: BaseException) -> str:
     return summarise_exception(error)
 
 
-def check_output(sr: object, lr: torch.Tensor, scale: int, name: str) -> torch.Tensor:
-    """The output must be a finite floating-point 1x3x(sH)x(sW) tensor on the input's device."""
+def check_type_and_shape(sr: object, lr: torch.Tensor, scale: int, name: str) -> torch.Tensor:
+    """The output must be a plain floating-point 1x3x(sH)x(sW) tensor on the input's device."""
     if not isinstance(sr, torch.Tensor):
         raise SubmissionFailure(f"{name}: output is a {type(sr).__name__}, not a torch.Tensor")
     if type(sr) is not torch.Tensor:  # a subclass can run code when read, after the timer stopped
@@ -108,6 +108,12 @@ def check_output(sr: object, lr: torch.Tensor, scale: int, name: str) -> torch.T
         raise SubmissionFailure(f"{name}: output is on {sr.device}, the input was on {lr.device}")
     if not sr.is_floating_point():
         raise SubmissionFailure(f"{name}: output dtype {sr.dtype} is not floating point")
+    return sr
+
+
+def check_output(sr: object, lr: torch.Tensor, scale: int, name: str) -> torch.Tensor:
+    """The output must be a finite floating-point 1x3x(sH)x(sW) tensor on the input's device."""
+    sr = check_type_and_shape(sr, lr, scale, name)
     if not bool(torch.isfinite(sr).all()):
         raise SubmissionFailure(f"{name}: output contains NaN or Inf")
     return sr
@@ -134,6 +140,7 @@ class SubmissionWorker:
         self.device = torch.device("cpu")
         self.timer: Timer | None = None
         self.inputs: list[torch.Tensor] = []
+        self.last_output: np.ndarray | None = None  # the last timed call's, until the next one
         self.sizes_primed = False  # one untimed forward pass per input size, before the first round
         self.cuda_on_cpu = CudaOnCpu()  # entered around each request when the device is the CPU
 
@@ -164,6 +171,8 @@ class SubmissionWorker:
                 yield self.warm_up(request)
             elif isinstance(request, msg.TimeImage):
                 yield self.time_image(request)
+            elif isinstance(request, msg.SendOutput):
+                yield self.send_output()
             else:
                 raise HarnessError(f"worker: unexpected request {type(request).__name__}")
         except Exception as error:  # noqa: BLE001 - the submission's fault is reported, not raised
@@ -315,11 +324,12 @@ class SubmissionWorker:
         return msg.WarmedUp(passes)
 
     def time_image(self, request: msg.TimeImage) -> msg.ImageTimed:
-        """Time the image's repeats; the last one's output leaves as pixels, after every timed span.
+        """Time the image's repeats; the reply commits to the last one's output with its digest.
 
-        Every timed output goes back, so that the worker cannot tell which of them the coordinator
-        keeps for its audit (:mod:`harness.runner.audit`). Python threads the forward passes left
-        running are counted: work done there is work no timer saw.
+        The digest is made after every timed span, so that the worker cannot tell which outputs
+        the coordinator will ask for (:class:`~harness.runner.messages.SendOutput`, for its audit:
+        :mod:`harness.runner.audit`) and cannot change one once answered. Python threads the
+        forward passes left running are counted: work done there is work no timer saw.
         """
         assert self.timer is not None
         threads_before = threading.active_count()
@@ -331,10 +341,17 @@ class SubmissionWorker:
             latencies.append(elapsed_ms)
         threads_left = max(threading.active_count() - threads_before, 0)
         lr = self.inputs[request.index]
-        check_output(sr, lr, self.request.submission.scale, f"timed image {request.index + 1}")  # type: ignore[union-attr]
-        pixels = sr_pixels(sr, self.request.submission.input_range)  # type: ignore[union-attr]
+        check_type_and_shape(sr, lr, self.request.submission.scale, f"timed image {request.index + 1}")  # type: ignore[union-attr]
+        self.last_output = sr.detach().to("cpu", torch.float32).contiguous().numpy()
         # statistics, not NumPy: np.median's first call imports numpy.ma, 16 ms inside the round.
-        return msg.ImageTimed(request.index, statistics.median(latencies), pixels, threads_left)
+        return msg.ImageTimed(
+            request.index, statistics.median(latencies), msg.output_digest(self.last_output), threads_left
+        )
+
+    def send_output(self) -> msg.TimedOutput:
+        if self.last_output is None:
+            raise HarnessError("worker: no timed output to send")
+        return msg.TimedOutput(self.last_output)
 
 
 def serve(connection: Any, log_path: str) -> None:
