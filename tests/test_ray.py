@@ -69,8 +69,33 @@ def test_ray_gives_the_numbers_of_a_local_run(tmp_path: Path, data_dir: Path, mo
     assert {r["submission"] for r in run.results} == {*names, "imdn_baseline"}
 
 
+def _parent(pid: int) -> int | None:
+    """The parent of process ``pid`` (from /proc/<pid>/stat), None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[1])  # the fields after the command's closing bracket
+
+
+def _descends_from_this_test(pid: int) -> bool:
+    """Whether ``pid`` was started, through any chain of parents, by this test's process."""
+    me = os.getpid()
+    while pid not in (0, 1):
+        parent = _parent(pid)
+        if parent is None:
+            return False
+        if parent == me:
+            return True
+        pid = parent
+    return False
+
+
 def _busy_worker_pids() -> list[int]:
-    """Processes of Ray worker actors answering a request (their title is ray::_RayWorker.handle)."""
+    """Processes of this test's Ray worker actors answering a request (title ray::_RayWorker.handle).
+
+    Only this test's own: Ray workers of other runs on the machine are never touched.
+    """
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -78,7 +103,7 @@ def _busy_worker_pids() -> list[int]:
                 title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if title.startswith("ray::_RayWorker.handle"):
+            if title.startswith("ray::_RayWorker.handle") and _descends_from_this_test(int(entry.name)):
                 found.append(int(entry.name))
     return found
 
