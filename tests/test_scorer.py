@@ -124,6 +124,27 @@ def test_the_worker_view_names_no_hr_file_and_the_shared_copy_holds_none(split) 
         shutil.rmtree(copy.folder)
 
 
+def test_a_killed_runs_image_copy_is_removed_by_the_next_copy(split, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    shared, _ = split
+    # A process that has exited: its pid names the copy a killed run left behind.
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    orphan = tmp_path / f"esr-images-{gone.stdout.strip()}-abcd"
+    orphan.mkdir()
+    (orphan / "00000_lr.npy").write_bytes(b"left behind")
+    mine = copy_to_shared_memory(shared, root=tmp_path)  # this process's: alive
+    other_live = tmp_path / "esr-images-1-efgh"  # pid 1 is always alive
+    other_live.mkdir()
+    copy_to_shared_memory(shared, root=tmp_path)
+    assert not orphan.exists()
+    assert mine.folder.is_dir() and other_live.is_dir()
+    assert mine.folder.name.startswith(f"esr-images-{os.getpid()}-")
+
+
 def test_local_gpu_lanes_score_on_their_gpu_others_on_this_cpu() -> None:
     assert scoring_device("cuda:1", "local") == torch.device("cuda:1")
     assert scoring_device("cpu", "local") == torch.device("cpu")

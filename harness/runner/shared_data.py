@@ -14,6 +14,7 @@ two runs decoding the same data at once both end with the same complete folder.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -161,12 +162,39 @@ def copy_to_shared_memory(split: SharedSplit, root: Path = Path("/dev/shm")) -> 
     memory), for sandboxed workers: they map the LR images from there and never see the
     decoded-image cache, its path, or any HR file (the folder is all their sandbox holds of the data).
 
-    The caller removes the folder (``shutil.rmtree(copy.folder)``) when the run is over.
+    The caller removes the folder (``shutil.rmtree(copy.folder)``) when the run is over. A run that
+    was killed cannot: its folder names its process, and the next copy removes the folders of
+    processes that are gone (shared memory is the machine's RAM).
     """
-    folder = Path(tempfile.mkdtemp(prefix="esr-images-", dir=root))
+    remove_orphaned_copies(root)
+    folder = Path(tempfile.mkdtemp(prefix=f"{_COPY_PREFIX}{os.getpid()}-", dir=root))
     images = []
     for image in split.images:
         target = folder / image.lr.name
         shutil.copyfile(image.lr, target)
         images.append(SharedImage(image.name, lr=target, hr=None, hr_y=None))
     return SharedSplit(folder, tuple(images))
+
+
+_COPY_PREFIX = "esr-images-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_orphaned_copies(root: Path = Path("/dev/shm")) -> list[Path]:
+    """Remove the image copies under ``root`` whose run's process no longer exists; return them."""
+    removed = []
+    for folder in root.glob(f"{_COPY_PREFIX}*-*"):
+        pid = folder.name.removeprefix(_COPY_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
