@@ -106,12 +106,12 @@ def test_the_baseline_is_the_clock_reference_and_is_not_clock_checked() -> None:
 
 
 def test_the_score_check_allows_the_dithers_room_in_squared_error_and_no_more() -> None:
-    # 30 dB is an MSE of 65.025 levels^2; room: 5% of it plus 2, so up to 70.276 (29.664 dB).
-    assert timed_score_check({0: ("r", 29.67)}, {0: 30.0}).verdict == "pass"
-    check = timed_score_check({0: ("round 2, image 1", 29.65)}, {0: 30.0})
+    # 30 dB is an MSE of 65.025 levels^2; room: 10% of it plus 8, up to 79.528 (29.125 dB).
+    assert timed_score_check({0: ("r", 29.13)}, {0: 30.0}).verdict == "pass"
+    check = timed_score_check({0: ("round 2, image 1", 29.12)}, {0: 30.0})
     assert check.verdict == "fail" and check.detail.startswith(
-        "round 2, image 1: the timed output scores 0.35 dB under"
+        "round 2, image 1: the timed output scores 0.88 dB under"
     )
-    # The worst image decides; an identical pair (inf dB) leaves only the absolute room.
-    assert timed_score_check({0: ("a", 29.9), 1: ("b", 46.0)}, {0: 30.0, 1: float("inf")}).verdict == "pass"
-    assert timed_score_check({0: ("a", 29.9), 1: ("b", 44.0)}, {0: 30.0, 1: float("inf")}).verdict == "fail"
+    # The worst image decides; an identical pair (inf dB) leaves only the absolute room (8: 39.1 dB).
+    assert timed_score_check({0: ("a", 29.9), 1: ("b", 39.2)}, {0: 30.0, 1: float("inf")}).verdict == "pass"
+    assert timed_score_check({0: ("a", 29.9), 1: ("b", 39.0)}, {0: 30.0, 1: float("inf")}).verdict == "fail"

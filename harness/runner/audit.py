@@ -49,9 +49,10 @@ __all__ = [
 REPEATED_CALLS = 9
 
 #: An audited timed output's squared error may exceed the accuracy pass's by this fraction of it ...
-SCORE_RELATIVE_ROOM = 0.05
-#: ... plus this many uint8 levels squared (three times the variance of a ±1-level dither).
-SCORE_ABSOLUTE_ROOM = 2.0
+SCORE_RELATIVE_ROOM = 0.10
+#: ... plus this many uint8 levels squared: a ±1-level dither has a variance of 2/3 level², which a
+#: network that sharpens passes on amplified (imdn_baseline lost 0.28 dB on one Set14 image).
+SCORE_ABSOLUTE_ROOM = 8.0
 
 
 @dataclass
@@ -194,10 +195,11 @@ def timed_score_check(scores_db: dict[int, tuple[str, float]], accuracy_db: dict
     """Each audited timed output's PSNR against the accuracy pass's of its image (``image: PSNR``).
 
     The timed input carries a ±1-level dither (variance 2/3 of a level squared), which an honest
-    model passes on to its output: the check allows the timed output's squared error to exceed
-    the accuracy pass's by :data:`SCORE_RELATIVE_ROOM` of it plus :data:`SCORE_ABSOLUTE_ROOM`
-    levels squared (three times the dither's variance). On DIV2K x4 (about 29 dB) that is
-    0.3 dB; a model that skips its network in timed calls loses whole dB.
+    model passes on to its output, amplified where it sharpens: the check allows the timed
+    output's squared error to exceed the accuracy pass's by :data:`SCORE_RELATIVE_ROOM` of it plus
+    :data:`SCORE_ABSOLUTE_ROOM` levels squared. On DIV2K x4 (about 29 dB) that is about 0.8 dB: a
+    model that skips its network in timed calls (bicubic: 2 dB and more) fails; one that saves a
+    little less than that is not caught by this check.
     """
     compared = [(image, label, score) for image, (label, score) in scores_db.items() if image in accuracy_db]
     if not compared:
