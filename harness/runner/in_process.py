@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from harness.runner import messages as msg
-from harness.runner.lanes import Lane
+from harness.runner.lanes import Lane, local_lanes
 from harness.runner.worker import SubmissionWorker
 from harness.timing import device_fingerprint, nvml_snapshot
 
@@ -53,16 +53,7 @@ class InProcessExecutor:
     """One lane per device, every worker in this process."""
 
     def __init__(self, devices: Sequence[torch.device]) -> None:
-        self.lanes = [
-            Lane(
-                index,
-                str(device),
-                str(device),
-                exclusive=str(device) if device.type == "cuda" else "cpu",
-                node="local",
-            )
-            for index, device in enumerate(devices)
-        ]
+        self.lanes = local_lanes(devices)
 
     def start(
         self, lane: Lane, name: str, load: msg.Load, log_path: Path, budget_s: float

@@ -80,6 +80,20 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def local_lanes(devices: Sequence[torch.device]) -> list[Lane]:
+    """One lane per device of this machine; CPU lanes share the one CPU (their ``exclusive``)."""
+    return [
+        Lane(
+            index,
+            str(device),
+            str(device),
+            exclusive=str(device) if device.type == "cuda" else "cpu",
+            node="local",
+        )
+        for index, device in enumerate(devices)
+    ]
+
+
 class LocalExecutor:
     """One lane per device of this machine; each worker is a process forked for it, or, with an
     enabled ``sandbox``, a fresh interpreter under ``bwrap`` that reads the run's images from a
@@ -88,16 +102,7 @@ class LocalExecutor:
     def __init__(self, devices: Sequence[torch.device], sandbox: Sandbox = OFF) -> None:
         self.sandbox = sandbox
         self._shared: dict[Path, SharedSplit] = {}  # by the folder of the decoded images
-        self.lanes = [
-            Lane(
-                index,
-                str(device),
-                str(device),
-                exclusive=str(device) if device.type == "cuda" else "cpu",
-                node="local",
-            )
-            for index, device in enumerate(devices)
-        ]
+        self.lanes = local_lanes(devices)
 
     def start(self, lane: Lane, name: str, load: msg.Load, log_path: Path, budget_s: float) -> WorkerHandle:
         if not self.sandbox.enabled:
