@@ -27,13 +27,17 @@ def drive(
     rerun_error: int = 1,
     repeat_factor: float = 1.0,
     threads_left: int = 0,
+    clock_lag_s: float = 0.0,
 ) -> None:
     """A worker whose forward pass takes ``forward_ms``; it reports ``report_factor`` of it; its timed
     outputs are HR + ``timed_error`` levels, its re-runs HR + ``rerun_error``; repeated identical
-    inputs take ``repeat_factor`` of the time."""
+    inputs take ``repeat_factor`` of the time; its clock reads ``clock_lag_s`` behind the host's.
+    The requests follow one another on the host's clock, one second apart."""
     for round_index in range(ROUNDS):
         for image in range(IMAGES):
             output = HR[image] + np.uint8(timed_error)
+            sent = float(round_index * IMAGES + image)
+            started = sent + overhead_ms / 2000 - clock_lag_s  # half the overhead before, half after
             audit.observe(
                 name,
                 round_index=round_index,
@@ -43,6 +47,8 @@ def drive(
                 observed_ms=forward_ms + overhead_ms + 0.01 * round_index,
                 output=output if audit.keeps(round_index, image) else None,
                 threads_left=threads_left if round_index == ROUNDS - 1 else 0,
+                window=(sent, sent + (forward_ms + overhead_ms) / 1000),
+                span=(started, started + forward_ms / 1000),
             )
     for image, _seed in audit.reruns(name):
         audit.rerun_output(name, image, HR[image] + np.uint8(rerun_error))
@@ -56,10 +62,12 @@ def verdicts(audit: TimingAudit, name: str) -> dict[str, str]:
     return {check.name: check.verdict for check in audit.checks(name, accuracy)}
 
 
-def audited(**cheat: float) -> dict[str, str]:
-    audit = TimingAudit(seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base", score_db=psnr_db)
+def audited(same_clock: bool = True, **cheat: float) -> dict[str, str]:
+    audit = TimingAudit(
+        seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base", score_db=psnr_db, same_clock=same_clock
+    )
     drive(audit, "base", forward_ms=20.0)
-    drive(audit, "sub", forward_ms=10.0, **cheat)
+    drive(audit, "sub", forward_ms=40.0, **cheat)
     return verdicts(audit, "sub")
 
 
@@ -82,8 +90,14 @@ def test_each_image_has_one_kept_output_and_one_rerun() -> None:
     assert sorted(image for _, image in kept) == list(range(IMAGES))
 
 
-def test_a_clock_slowed_to_half_speed_fails_the_clock_check() -> None:
+def test_a_report_of_half_the_time_fails_the_clock_check() -> None:
     assert audited(report_factor=0.5) == {**ALL_PASS, "clocks": "fail"}
+
+
+def test_a_clock_behind_the_hosts_fails_even_when_its_durations_agree() -> None:
+    assert audited(clock_lag_s=0.5) == {**ALL_PASS, "clocks": "fail"}
+    # On another host (a Ray node) the worker's clock is its own: only the durations are compared.
+    assert audited(same_clock=False, clock_lag_s=0.5) == ALL_PASS
 
 
 def test_timed_outputs_that_differ_from_their_reruns_fail() -> None:

@@ -12,8 +12,10 @@ plain timed requests to the worker:
 * a short round on one image that alternates its identical input with freshly dithered ones: the
   identical calls must not be more than 10% faster (:func:`harness.integrity.repeated_input_check`).
 
-The clocks are compared against the overhead the baseline's requests show in the same subgroup
-(the baseline is the organisers' code, timed beside every submission); the baseline itself is not
+The clocks: on the coordinator's host, the span the worker read around its timed passes must lie
+inside the coordinator's window around the request (exact); and the reported times are compared
+against that window less the overhead the baseline's requests show in the same subgroup (the
+baseline is the organisers' code, timed beside every submission). The baseline itself is not
 clock-checked, for want of a reference.
 """
 
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.integrity import (
+    CallWindow,
     Check,
     clock_check,
     draw_audited_rounds,
@@ -70,6 +73,7 @@ class _Seen:
     repeated_ms: list[float] = field(default_factory=list)
     fresh_ms: list[float] = field(default_factory=list)  # beside each repeated call, a fresh input's
     threads_left: int = 0  # the most Python threads one timed call left running
+    windows: list[CallWindow] = field(default_factory=list)  # on a shared clock only
 
 
 class TimingAudit:
@@ -82,10 +86,15 @@ class TimingAudit:
         min_rounds: int,
         baseline: str | None,
         score_db: Callable[[int, np.ndarray], float | None] | None = None,
+        same_clock: bool = True,
     ) -> None:
         """``score_db``: the trusted scorer, an image's output to its PSNR against the HR (None
-        without HR); with it each audited timed output is also scored (:meth:`checks`)."""
+        without HR); with it each audited timed output is also scored (:meth:`checks`).
+        ``same_clock``: the workers run on the coordinator's host, so their ``time.perf_counter``
+        is the coordinator's and their spans must lie inside its windows (a Ray lane on another
+        node has its own clock)."""
         self.seed = seed
+        self.same_clock = same_clock
         self.score_db = score_db
         self.audited_round = draw_audited_rounds(seed, images, max(min_rounds, 1))
         self.baseline = baseline
@@ -106,14 +115,19 @@ class TimingAudit:
         observed_ms: float,
         output: np.ndarray | str | None,
         threads_left: int = 0,
+        window: tuple[float, float] | None = None,
+        span: tuple[float, float] | None = None,
     ) -> None:
-        """One timed call: what the worker reported, what the coordinator's clock saw, its output,
-        and how many Python threads it left running."""
+        """One timed call: what the worker reported, what the coordinator's clock saw (``window``:
+        sent and answered; the worker's own ``span``), its output, and how many Python threads it
+        left running."""
         seen = self._seen[name]
         seen.threads_left = max(seen.threads_left, threads_left)
         seen.reported_ms[image].append(reported_ms)
         seen.observed_ms[image].append(observed_ms)
         label = f"round {round_index + 1}, image {image + 1}"
+        if self.same_clock and window is not None and span is not None:
+            seen.windows.append(CallWindow(label, window[0], window[1], span[0], span[1]))
         if isinstance(output, str):  # what it sent is not what it committed to
             seen.reruns.append((label, False, output))
         elif output is not None and self.keeps(round_index, image):
@@ -176,10 +190,10 @@ class TimingAudit:
         if accuracy_db is not None and seen.scores_db:
             checks.append(timed_score_check(seen.scores_db, accuracy_db))
         overhead = self._overhead_ms()
-        if name != self.baseline and overhead is not None and seen.reported_ms:
+        if name != self.baseline and (overhead is not None or seen.windows) and seen.reported_ms:
             reported = [statistics.median(times) for _, times in sorted(seen.reported_ms.items())]
             observed = [statistics.median(times) for _, times in sorted(seen.observed_ms.items())]
-            checks.append(clock_check(reported, observed, overhead))
+            checks.append(clock_check(reported, observed, overhead, seen.windows))
         if len(seen.repeated_ms) >= 6:
             checks.append(repeated_input_check(seen.repeated_ms, seen.fresh_ms))
         if seen.reported_ms:

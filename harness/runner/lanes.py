@@ -34,7 +34,8 @@ class Lane:
     """One device workers run on: ``device`` is what a worker there is told (``cuda:1``, ``cpu``).
 
     ``label`` names it for people (``cuda:1``, ``ray lane 2 (10.0.0.7 GPU 3)``); lanes with the same
-    ``exclusive`` key are one physical device and never time at the same moment.
+    ``exclusive`` key are one physical device and never time at the same moment. ``same_clock``: the
+    lane is on the coordinator's host, whose monotonic clock its workers read too.
     """
 
     index: int
@@ -42,6 +43,7 @@ class Lane:
     device: str
     exclusive: str
     node: str
+    same_clock: bool = True
 
 
 class WorkerHandle(Protocol):

@@ -164,12 +164,15 @@ class ImageTimed:
     """Image ``index`` timed: the median of its repeats' latencies, in ms; the last repeat's output as
     ``digest`` of the last repeat's output (:func:`output_digest`, made after the timed span), which
     binds the worker to that output should the coordinator ask for it (:class:`SendOutput`); Python
-    threads the calls left running."""
+    threads the calls left running; ``span``, the worker's ``time.perf_counter`` (seconds) before the
+    first repeat and after the last, which on the coordinator's host must lie inside its own window
+    around the request (:func:`harness.integrity.clock_check`)."""
 
     index: int
     milliseconds: float
     digest: bytes = b""
     threads_left: int = 0
+    span: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ class PerformancePass:
             min_rounds=timing.rounds or timing.min_rounds,
             baseline=subgroup.baseline,
             score_db=self._psnr_on(lane),
+            same_clock=lane.same_clock,
         )
         time_rounds(
             LaneWorkers(self.pool, lane, by_name),

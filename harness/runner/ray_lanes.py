@@ -196,6 +196,7 @@ class RayExecutor:
                 "cuda" if device_type == "cuda" else "cpu",
                 exclusive=f"{found['node']}:{found['gpus'][0] if found['gpus'] else 'cpu'}",
                 node=found["node"],
+                same_clock=found["node"] == ray.util.get_node_ip_address(),
             )
             for index, found in enumerate(where)
         ]

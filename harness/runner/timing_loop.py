@@ -290,7 +290,8 @@ def _time_round(
             request = msg.TimeImage(index, timing.repeats, derive_seed(dither_seed, name, index))
             sent = clock()
             reply = workers.time_image(name, request, doing)
-            observed_ms = (clock() - sent) * 1000.0  # the coordinator's clock, outside the worker
+            answered = clock()
+            observed_ms = (answered - sent) * 1000.0  # the coordinator's clock, outside the worker
             if reply is not None:
                 milliseconds = reply.milliseconds
                 timings[name].latencies[-1].append(milliseconds)
@@ -308,6 +309,8 @@ def _time_round(
                         dither_seed=request.dither_seed,
                         reported_ms=milliseconds,
                         observed_ms=observed_ms,
+                        window=(sent, answered),
+                        span=reply.span,
                         output=kept,
                         threads_left=reply.threads_left,
                     )
