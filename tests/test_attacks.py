@@ -25,6 +25,10 @@ CAUGHT = {
     "slow_clock": ("attack_slow_clock", "clocks"),
     "late_thread": ("attack_late_thread", "threads"),
     "lazy_tensor": ("attack_lazy_tensor", "failed: a subclass of torch.Tensor"),
+    "pickle_reply": (
+        "attack_pickle_reply",
+        "failed: the reply names builtins.exec, which is not part of the protocol",
+    ),
 }
 HONEST = ("clb_imdn", "imdn_baseline")
 
@@ -58,6 +62,12 @@ def test_each_attack_is_caught(attacked_run, folder: str) -> None:
     failed = [check["name"] for check in record["integrity"]["checks"] if check["verdict"] == "fail"]
     assert caught_by in failed, record["integrity"]
     assert integrity_failure(record).startswith(f"integrity: {caught_by}: ")
+
+
+def test_a_reply_that_runs_code_when_read_is_refused_unread(attacked_run) -> None:
+    from harness.runner import messages
+
+    assert not hasattr(messages, "PWNED")  # the coordinator (this process) never ran the payload
 
 
 @pytest.mark.parametrize("name", HONEST)

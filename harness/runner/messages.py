@@ -7,12 +7,15 @@ pass streams one :class:`ImageOutput` per image (the SR image as uint8 pixels) b
 :class:`AccuracyDone`; the coordinator scores each against the ground truth, which the worker never
 holds (:mod:`harness.runner.scorer`), and checkpoints after every image. Messages are plain,
 picklable dataclasses: the same requests travel over a pipe to a local process or as method calls
-to a remote actor.
+to a remote actor. Replies come from the submission's process, so the coordinator reads them with
+:func:`read_reply`, which builds nothing but these replies and their plain values.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,3 +212,55 @@ def output_digest(values: np.ndarray) -> bytes:
     costs ten times that); the coordinator hashes what :class:`SendOutput` returns and compares.
     """
     return hashlib.sha1(np.ascontiguousarray(values, dtype=np.float32).data).digest()
+
+
+class UnexpectedReply(Exception):
+    """What a worker sent is not a reply of this protocol; the message says what it held."""
+
+
+#: The only classes a reply's pickle may name: the replies, and what NumPy needs to rebuild an array.
+_REPLY_CLASSES = {cls.__name__: cls for cls in Reply.__args__}
+_NUMPY_REBUILDERS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),  # pickle protocol 5, the default
+    ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class _ReplyUnpickler(pickle.Unpickler):
+    """An unpickler that refuses every global but the replies' classes and NumPy's array rebuilders.
+
+    A pickle can name any importable callable and call it while it is read (``os.system``, a class
+    whose ``__reduce__`` runs code); a submission that writes to its worker's end of the pipe could
+    otherwise run code in the coordinator, which holds the ground truth.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name in _REPLY_CLASSES:
+            return _REPLY_CLASSES[name]
+        if (module, name) in _NUMPY_REBUILDERS:
+            return super().find_class(module, name)
+        raise UnexpectedReply(f"the reply names {module}.{name}, which is not part of the protocol")
+
+
+def read_reply(data: bytes) -> Reply:
+    """The reply pickled in ``data``, built without running any code a worker could choose.
+
+    Raises :class:`UnexpectedReply` when it names another class or is not a reply at all.
+    """
+    try:
+        reply = _ReplyUnpickler(io.BytesIO(data)).load()
+    except UnexpectedReply:
+        raise
+    except Exception as error:  # a truncated or malformed pickle: one line, not a traceback
+        raise UnexpectedReply(
+            f"the reply is not a readable message ({type(error).__name__}: {error})"
+        ) from None
+    if not isinstance(reply, Reply.__args__):
+        raise UnexpectedReply(f"the reply is a {type(reply).__name__}, not a reply of the protocol")
+    return reply

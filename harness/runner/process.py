@@ -96,10 +96,13 @@ class WorkerProcess:
             self.remaining_s -= time.monotonic() - started
             if self._connection in ready:
                 try:
-                    reply = self._connection.recv()
+                    reply = msg.read_reply(self._connection.recv_bytes())
                 except (EOFError, OSError):
                     self._process.join(1.0)
                     raise self._lost(_describe_exit(self._process.exitcode), doing) from None
+                except msg.UnexpectedReply as error:  # the submission took over its end of the pipe
+                    self.kill()
+                    raise WorkerLost(f"worker sent an unexpected reply during {doing}: {error}") from None
                 if isinstance(reply, msg.ImageOutput):  # streamed before the final reply
                     if on_progress is not None:
                         on_progress(reply)
