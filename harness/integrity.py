@@ -14,6 +14,8 @@ the arithmetic written out:
 * :func:`clock_check`: the worker's clock reads inside the coordinator's window around each timed
   request (one host, one clock: exact), and the forward times it reports agree with that window less
   the request's overhead measured in the same run.
+* :func:`idle_work_check`: the worker's processes, whose CPU time the kernel counts, do not compute
+  between its timed calls more than the baseline's do.
 * :func:`repeated_input_check` (as MLPerf's TEST04): a round that repeats one image identically is
   not more than 10% faster than the dithered rounds, interval included.
 """
@@ -32,6 +34,8 @@ import numpy as np
 __all__ = [
     "CLOCK_FLOOR_MS",
     "CLOCK_MARGIN",
+    "IDLE_FLOOR_MS",
+    "IDLE_SHARE",
     "OUTPUT_TOLERANCE",
     "REPEAT_SPEEDUP_LIMIT",
     "CallWindow",
@@ -39,6 +43,7 @@ __all__ = [
     "OutputTolerance",
     "clock_check",
     "draw_audited_rounds",
+    "idle_work_check",
     "integrity_failure",
     "integrity_record",
     "output_audit",
@@ -233,6 +238,40 @@ def clock_check(
         f"{seen:.3g} ms beyond {overhead_ms:.3g} ms of overhead (medians; margin {margin:.0%} or "
         f"{CLOCK_FLOOR_MS:g} ms)",
     )
+
+
+# -- work between timed calls ----------------------------------------------------------------
+
+#: A submission's processes may use, between two of its timed calls, at most the baseline's CPU time
+#: there plus this share of its forward time ...
+IDLE_SHARE = 0.10
+#: ... or plus this many milliseconds, whichever is more: an honest worker waits on its pipe, but the
+#: threads of a parallel region spin a moment before they sleep.
+IDLE_FLOOR_MS = 2.0
+
+
+def idle_work_check(
+    idle_ms: Sequence[float], reference_ms: Sequence[float] | None, forward_ms: float
+) -> Check:
+    """Whether a worker's processes computed while it was not being timed.
+
+    ``idle_ms`` is the CPU time (read from the kernel, outside the worker) its processes used
+    between one timed reply and its next request in the same round, while the others were timed;
+    ``reference_ms`` the baseline's in the same run (None for the baseline itself, or without one:
+    the reference is then 0). Work left running
+    after a reply, in a native thread or a process of its own, is work no timer saw, and it slows
+    whoever is timed meanwhile. The means are compared, so work deferred in a few calls counts.
+    """
+    if not idle_ms:
+        raise ValueError("idle_work_check needs the CPU time of one window at least")
+    idle = statistics.fmean(idle_ms)
+    reference = statistics.fmean(reference_ms) if reference_ms else 0.0
+    allowed = reference + max(IDLE_SHARE * forward_ms, IDLE_FLOOR_MS)
+    beside = f"the baseline {reference:.3g} ms, " if reference_ms else ""
+    described = f"{idle:.3g} ms of CPU between timed calls ({len(idle_ms)} windows; {beside}its forward pass {forward_ms:.3g} ms)"
+    if idle > allowed:
+        return Check("idle_work", "fail", f"computes between its timed calls: {described}")
+    return Check("idle_work", "pass", described)
 
 
 # -- repeated inputs (TEST04) -----------------------------------------------------------------

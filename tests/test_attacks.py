@@ -24,6 +24,7 @@ CAUGHT = {
     "stack_detector": ("attack_stack_detector", "timed_scores"),
     "slow_clock": ("attack_slow_clock", "clocks"),
     "late_thread": ("attack_late_thread", "threads"),
+    "late_process": ("attack_late_process", "idle_work"),
     "lazy_tensor": ("attack_lazy_tensor", "failed: a subclass of torch.Tensor"),
     "pickle_reply": (
         "attack_pickle_reply",
@@ -76,7 +77,7 @@ def test_honest_models_pass_every_check_and_keep_their_scores(attacked_run, name
     record = records[name]
     assert record["status"] == "ok" and record["integrity"]["verdict"] == "pass", integrity_failure(record)
     names = {check["name"] for check in record["integrity"]["checks"]}
-    expected = {"timed_outputs", "timed_scores", "repeated_inputs", "threads"}
+    expected = {"timed_outputs", "timed_scores", "repeated_inputs", "threads", "idle_work"}
     # The baseline is the clock reference: only the others are clock-checked.
     assert names == (expected if name == "imdn_baseline" else expected | {"clocks"})
     assert record["psnr_rgb"] is not None and record["params"] is not None

@@ -28,11 +28,14 @@ def drive(
     repeat_factor: float = 1.0,
     threads_left: int = 0,
     clock_lag_s: float = 0.0,
+    idle_cpu_ms: float = 0.05,
 ) -> None:
     """A worker whose forward pass takes ``forward_ms``; it reports ``report_factor`` of it; its timed
     outputs are HR + ``timed_error`` levels, its re-runs HR + ``rerun_error``; repeated identical
-    inputs take ``repeat_factor`` of the time; its clock reads ``clock_lag_s`` behind the host's.
-    The requests follow one another on the host's clock, one second apart."""
+    inputs take ``repeat_factor`` of the time; its clock reads ``clock_lag_s`` behind the host's;
+    its processes use ``idle_cpu_ms`` of CPU between two requests. The requests follow one another
+    on the host's clock, one second apart."""
+    cpu_s = 0.0
     for round_index in range(ROUNDS):
         for image in range(IMAGES):
             output = HR[image] + np.uint8(timed_error)
@@ -49,7 +52,9 @@ def drive(
                 threads_left=threads_left if round_index == ROUNDS - 1 else 0,
                 window=(sent, sent + (forward_ms + overhead_ms) / 1000),
                 span=(started, started + forward_ms / 1000),
+                cpu=(cpu_s, cpu_s + forward_ms / 1000),
             )
+            cpu_s += (forward_ms + idle_cpu_ms) / 1000
     for image, _seed in audit.reruns(name):
         audit.rerun_output(name, image, HR[image] + np.uint8(rerun_error))
     for number in range(REPEATED_CALLS):
@@ -77,6 +82,7 @@ ALL_PASS = {
     "clocks": "pass",
     "repeated_inputs": "pass",
     "threads": "pass",
+    "idle_work": "pass",
 }
 
 
@@ -98,6 +104,20 @@ def test_a_clock_behind_the_hosts_fails_even_when_its_durations_agree() -> None:
     assert audited(clock_lag_s=0.5) == {**ALL_PASS, "clocks": "fail"}
     # On another host (a Ray node) the worker's clock is its own: only the durations are compared.
     assert audited(same_clock=False, clock_lag_s=0.5) == ALL_PASS
+
+
+def test_work_left_running_between_timed_calls_fails() -> None:
+    # Forward 40 ms: allowed the baseline's 0.05 ms plus 4 ms per window between two calls.
+    assert audited(idle_cpu_ms=4.0) == ALL_PASS
+    assert audited(idle_cpu_ms=4.1) == {**ALL_PASS, "idle_work": "fail"}
+
+
+def test_cpu_time_is_compared_only_between_calls_of_one_round() -> None:
+    audit = TimingAudit(seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base")
+    drive(audit, "sub", forward_ms=40.0, idle_cpu_ms=1.0)
+    # Each round's first call has no window before it: (IMAGES - 1) windows per round.
+    windows = [check for check in audit.checks("sub") if check.name == "idle_work"][0]
+    assert f"({(IMAGES - 1) * ROUNDS} windows;" in windows.detail
 
 
 def test_timed_outputs_that_differ_from_their_reruns_fail() -> None:

@@ -10,6 +10,7 @@ from harness.integrity import (
     Check,
     clock_check,
     draw_audited_rounds,
+    idle_work_check,
     integrity_failure,
     integrity_record,
     output_audit,
@@ -129,6 +130,21 @@ def test_the_workers_span_must_lie_inside_the_coordinators_window_exactly() -> N
 def test_without_a_measured_overhead_only_the_windows_are_checked() -> None:
     assert clock_check([1.0], [500.0], None, windows=[window(1.0, 1.1, 1.2, 1.5)]).verdict == "pass"
     assert clock_check([1.0], [500.0], None, windows=[window(1.0, 0.9, 1.2, 1.5)]).verdict == "fail"
+
+
+def test_work_between_timed_calls_is_allowed_the_baselines_plus_a_tenth_of_the_forward_pass() -> None:
+    # Baseline: 1 ms per window; forward pass 50 ms: 1 + max(5, 2) = 6 ms allowed per window.
+    assert idle_work_check([6.0, 6.0], [1.0, 1.0], forward_ms=50.0).verdict == "pass"
+    check = idle_work_check([6.0, 6.1], [1.0, 1.0], forward_ms=50.0)  # mean 6.05
+    assert check.verdict == "fail" and check.detail.startswith("computes between its timed calls: 6.05 ms")
+    # A short forward pass gets the 2 ms floor; without a baseline the reference is 0.
+    alone = idle_work_check([2.0], None, forward_ms=1.0)
+    assert alone.detail == "2 ms of CPU between timed calls (1 windows; its forward pass 1 ms)"
+    assert idle_work_check([2.1], None, forward_ms=1.0).verdict == "fail"
+    # The mean counts work deferred in a few calls only: 0, 0, 0, 9 ms is 2.25 ms per window.
+    assert idle_work_check([0.0, 0.0, 0.0, 9.0], None, forward_ms=1.0).verdict == "fail"
+    with pytest.raises(ValueError):
+        idle_work_check([], None, forward_ms=1.0)
 
 
 def test_repeated_inputs_fail_only_when_the_medians_interval_is_under_ninety_percent() -> None:

@@ -77,6 +77,9 @@ class NullWorkers:
     def restarts(self, name: str) -> int:
         return self.restart_count[name]
 
+    def cpu_seconds(self, name: str) -> float | None:
+        return None  # as a worker in the coordinator's own process
+
 
 def constant(ms: float) -> Callable[[int, int], float]:
     return lambda round_index, image: ms

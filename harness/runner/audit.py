@@ -34,6 +34,7 @@ from harness.integrity import (
     Check,
     clock_check,
     draw_audited_rounds,
+    idle_work_check,
     output_audit,
     outputs_agree,
     repeated_input_check,
@@ -74,6 +75,8 @@ class _Seen:
     fresh_ms: list[float] = field(default_factory=list)  # beside each repeated call, a fresh input's
     threads_left: int = 0  # the most Python threads one timed call left running
     windows: list[CallWindow] = field(default_factory=list)  # on a shared clock only
+    idle_cpu_ms: list[float] = field(default_factory=list)  # CPU used between two timed calls of a round
+    last_cpu: tuple[int, float] | None = None  # (round, CPU seconds) when its last reply arrived
 
 
 class TimingAudit:
@@ -117,11 +120,18 @@ class TimingAudit:
         threads_left: int = 0,
         window: tuple[float, float] | None = None,
         span: tuple[float, float] | None = None,
+        cpu: tuple[float | None, float | None] = (None, None),
     ) -> None:
         """One timed call: what the worker reported, what the coordinator's clock saw (``window``:
-        sent and answered; the worker's own ``span``), its output, and how many Python threads it
-        left running."""
+        sent and answered; the worker's own ``span``), its output, how many Python threads it
+        left running, and the CPU seconds its processes had used before the request and after the
+        reply (``cpu``, read from the kernel): what they used since its previous reply in the same
+        round is work done while it was not being timed."""
         seen = self._seen[name]
+        before, after = cpu
+        if before is not None and seen.last_cpu is not None and seen.last_cpu[0] == round_index:
+            seen.idle_cpu_ms.append((before - seen.last_cpu[1]) * 1000.0)
+        seen.last_cpu = (round_index, after) if after is not None else None
         seen.threads_left = max(seen.threads_left, threads_left)
         seen.reported_ms[image].append(reported_ms)
         seen.observed_ms[image].append(observed_ms)
@@ -198,6 +208,11 @@ class TimingAudit:
             checks.append(repeated_input_check(seen.repeated_ms, seen.fresh_ms))
         if seen.reported_ms:
             checks.append(threads_check(seen.threads_left))
+        if seen.idle_cpu_ms:
+            beside = self.baseline in self._seen and name != self.baseline
+            reference = self._seen[self.baseline].idle_cpu_ms if beside else None
+            forward_ms = statistics.median(t for times in seen.reported_ms.values() for t in times)
+            checks.append(idle_work_check(seen.idle_cpu_ms, reference, forward_ms))
         return checks
 
 

@@ -42,6 +42,9 @@ class InProcessWorker:
                 on_progress(reply)
         return msg.Failed(f"worker: no reply to {type(request).__name__}")
 
+    def cpu_seconds(self) -> float | None:
+        return None  # the coordinator's own process: nothing to tell the worker's share by
+
     def kill(self) -> None:
         self._worker = None  # its model and inputs go with it
 

@@ -60,6 +60,11 @@ class WorkerHandle(Protocol):
 
     def kill(self) -> None: ...
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the worker's processes used so far, read by the kernel (None where it cannot be
+        read from here: a worker in the coordinator's process, or on another node)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -198,5 +198,9 @@ class LaneWorkers:
     def failed(self, name: str) -> bool:
         return not self.by_name[name].ok
 
+    def cpu_seconds(self, name: str) -> float | None:
+        worker = self.by_name[name].workers.get(self.lane.index)
+        return worker.cpu_seconds() if worker is not None else None
+
     def restarts(self, name: str) -> int:
         return len(self.by_name[name].retries)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.runner import messages as msg
+from harness.runner.cpu_usage import tree_cpu_seconds
 from harness.runner.worker import log_tail, serve
 
 _SHUTDOWN_GRACE_S = 10.0
@@ -113,6 +114,9 @@ class WorkerProcess:
                 raise self._lost(_describe_exit(self._process.exitcode), doing)
             self.kill()
             raise self._lost(f"timed out (no result within the {self.budget_s:g} s limit)", doing)
+
+    def cpu_seconds(self) -> float | None:
+        return tree_cpu_seconds(self._process.pid)
 
     def kill(self) -> None:
         if self._process.is_alive():

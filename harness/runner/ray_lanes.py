@@ -124,6 +124,9 @@ class RayWorkerHandle:
                 on_progress(reply)
         return replies[-1]
 
+    def cpu_seconds(self) -> float | None:
+        return None  # the actor's process may be on another node
+
     def kill(self) -> None:
         _ray().kill(self.actor, no_restart=True)
 

@@ -47,6 +47,11 @@ class _Sandboxed:
         code = self._popen.poll()
         return -(code - 128) if code is not None and code > 128 else code
 
+    @property
+    def pid(self) -> int:
+        """bwrap's: the worker and whatever it starts run under it."""
+        return self._popen.pid
+
     def is_alive(self) -> bool:
         return self._popen.poll() is None
 

@@ -125,7 +125,7 @@ class ConstraintRecord(TypedDict):
 class IntegrityCheck(TypedDict):
     """One entry of a record's ``integrity.checks`` (harness.integrity.Check)."""
 
-    name: str  # timed_outputs, timed_scores, clocks, repeated_inputs or threads
+    name: str  # timed_outputs, timed_scores, clocks, repeated_inputs, threads or idle_work
     verdict: Literal["pass", "fail"]  # fail makes the submission invalid: listed, not ranked
     detail: str  # one line: what was compared and what was found
 

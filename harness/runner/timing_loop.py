@@ -63,6 +63,11 @@ class TimedWorkers(Protocol):
 
     def failed(self, name: str) -> bool: ...
 
+    def cpu_seconds(self, name: str) -> float | None:
+        """The CPU time the worker's processes used so far, read from outside them; None where the
+        kernel's count cannot be read from here."""
+        ...
+
     def restarts(self, name: str) -> int:
         """How often the submission's worker was lost and restarted so far."""
         ...
@@ -288,10 +293,12 @@ def _time_round(
         for name in turn_order(order, index):
             doing = f"timing round {round_index + 1} at image {index + 1}/{images}"
             request = msg.TimeImage(index, timing.repeats, derive_seed(dither_seed, name, index))
+            cpu_before = workers.cpu_seconds(name)
             sent = clock()
             reply = workers.time_image(name, request, doing)
             answered = clock()
             observed_ms = (answered - sent) * 1000.0  # the coordinator's clock, outside the worker
+            cpu_after = workers.cpu_seconds(name)
             if reply is not None:
                 milliseconds = reply.milliseconds
                 timings[name].latencies[-1].append(milliseconds)
@@ -311,6 +318,7 @@ def _time_round(
                         observed_ms=observed_ms,
                         window=(sent, answered),
                         span=reply.span,
+                        cpu=(cpu_before, cpu_after),
                         output=kept,
                         threads_left=reply.threads_left,
                     )
