@@ -23,6 +23,7 @@ CAUGHT = {
     "cache_by_input": ("attack_cache_by_input", "repeated_inputs"),
     "stack_detector": ("attack_stack_detector", "timed_scores"),
     "slow_clock": ("attack_slow_clock", "clocks"),
+    "forged_report": ("attack_forged_report", "clocks"),
     "late_thread": ("attack_late_thread", "threads"),
     "late_process": ("attack_late_process", "idle_work"),
     "lazy_tensor": ("attack_lazy_tensor", "failed: a subclass of torch.Tensor"),
@@ -62,7 +63,8 @@ def test_each_attack_is_caught(attacked_run, folder: str) -> None:
     assert record["status"] == "ok" and record["valid"] is False, record.get("integrity")
     failed = [check["name"] for check in record["integrity"]["checks"] if check["verdict"] == "fail"]
     assert caught_by in failed, record["integrity"]
-    assert integrity_failure(record).startswith(f"integrity: {caught_by}: ")
+    # Work left running also slows the reply under load, so a second check may fail first.
+    assert integrity_failure(record).startswith(f"integrity: {failed[0]}: ")
 
 
 def test_a_reply_that_runs_code_when_read_is_refused_unread(attacked_run) -> None:
@@ -88,8 +90,15 @@ def test_the_leaderboard_lists_the_cheats_without_ranking_them(attacked_run) -> 
 
     _, _, root = attacked_run
     rows = build_leaderboard([load_run(root / "out")], style="ntire2022").rows.set_index("team")
+    _, records, _ = attacked_run
     for name, caught_by in CAUGHT.values():
         assert not rows.loc[name, "ranked"]
-        expected = "failed: " if caught_by.startswith("failed") else f"not ranked: integrity: {caught_by}: "
+        if caught_by.startswith("failed"):
+            expected = "failed: "
+        else:
+            failed = [
+                check["name"] for check in records[name]["integrity"]["checks"] if check["verdict"] == "fail"
+            ]
+            expected = f"not ranked: integrity: {failed[0]}: "
         assert rows.loc[name, "note"].startswith(expected), rows.loc[name, "note"]
     assert rows.loc["clb_imdn", "ranked"]
