@@ -3,8 +3,9 @@
 Two submissions whose forward pass sleeps 50 ms (no CPU use) and then upsamples cheaply are timed on
 the embedded samples in interleaved rounds. A round's wall time, measured by the coordinator from
 its first timed call to its last reply, is compared with the sum of the spans the workers timed:
-whatever lies between (requests, replies, input copies) is the harness's overhead. Target: every
-round within 1.05x. ``tests/test_workers.py`` checks the same property structurally (what calls the
+whatever lies between (requests, replies, input copies, the digest committing the worker to each
+output, the fetch of the outputs the audit draws) is the harness's overhead. Target: every round
+within 1.10x (issue 18; ``benchmarks/output_commitment.py`` times the pieces). ``tests/test_workers.py`` checks the same property structurally (what calls the
 model, which threads run beside it); this script gives the figure, which ``make test`` must not
 assert on a shared machine.
 
@@ -84,7 +85,7 @@ def main() -> None:
             f"round {number}: wall {entry['wall_ms']:.1f} ms, timed spans {entry['timed_ms']:.1f} ms, "
             f"wall / timed {ratio:.4f}"
         )
-    print(f"largest wall / timed {worst:.4f} (target: at most 1.05)")
+    print(f"largest wall / timed {worst:.4f} (target: at most 1.10)")
 
 
 if __name__ == "__main__":
