@@ -6,6 +6,7 @@ The logic is tested on the CPU with fake clocks and workloads of known duration;
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import sys
@@ -70,6 +71,44 @@ def test_cpu_timer_measures_a_real_sleep() -> None:
     result, elapsed = timer.time(lambda: time.sleep(0.02) or 7)
     assert result == 7
     assert 19.0 <= elapsed < 200.0  # loose: only checks units and that the call is inside the interval
+
+
+class _FakeEvent:
+    """Stands for ``torch.cuda.Event``: says in ``log`` when it is recorded and waited for."""
+
+    def __init__(self, log: list[str], name: str) -> None:
+        self.log, self.name = log, name
+
+    def record(self) -> None:
+        self.log.append(f"{self.name} recorded")
+
+    def synchronize(self) -> None:
+        self.log.append(f"{self.name} waited for")
+
+    def elapsed_time(self, end: _FakeEvent) -> float:
+        assert (self.name, end.name) == ("start", "end")
+        return 12.5
+
+
+def test_cuda_event_timer_synchronises_the_whole_device_before_the_end_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The order of the calls, on a fake CUDA: work on another stream ends before the end event."""
+    log: list[str] = []
+    names = iter(["start", "end"])
+    monkeypatch.setattr(torch.cuda, "Event", lambda enable_timing: _FakeEvent(log, next(names)))
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: log.append(f"{device} synchronised"))
+    timer = CudaEventTimer(torch.device("cuda", 1))
+    result, elapsed = timer.time(lambda: log.append("the call") or "sr")
+    assert (result, elapsed) == ("sr", 12.5)
+    assert log == [
+        "start recorded",
+        "the call",
+        "cuda:1 synchronised",  # the device, every stream on it: not the current stream alone
+        "end recorded",
+        "end waited for",
+    ]
 
 
 def test_unsupported_devices_are_refused() -> None:
@@ -440,6 +479,32 @@ def test_cuda_event_timer_times_gpu_work() -> None:
     assert out.is_cuda and short > 0
     _, long = timer.time(_matmul_loop(a, 50))
     assert long > 5 * short  # 50 times the work; loose bound
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_event_timer_counts_work_on_another_stream() -> None:
+    """A call that puts its work on a stream of its own is timed as if it ran on the current one.
+
+    With the end event recorded before the device is synchronised (the official script), the
+    side stream's work would still be running at the end event: only the launches would be timed.
+    """
+    timer = make_timer("cuda")
+    a = torch.randn(2048, 2048, device="cuda")
+    side = torch.cuda.Stream()
+    work = _matmul_loop(a, 50)
+
+    def on_the_side() -> torch.Tensor:
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            return work()
+
+    warm_up(timer, work, min_seconds=0.0, min_passes=3)
+    warm_up(timer, on_the_side, min_seconds=0.0, min_passes=3)
+    _, current = timer.time(work)
+    out, elsewhere = timer.time(on_the_side)
+    assert bool(torch.isfinite(out).all())
+    assert elsewhere >= 0.5 * current  # the same work, wherever it ran; loose bound
 
 
 @pytest.mark.cuda
