@@ -48,12 +48,13 @@ def drive(
                 dither_seed=1000 * round_index + image,
                 reported_ms=forward_ms * report_factor + 0.01 * round_index,
                 observed_ms=forward_ms + overhead_ms + 0.01 * round_index,
-                output=output if audit.keeps(round_index, image) else None,
                 threads_left=threads_left if round_index == ROUNDS - 1 else 0,
                 window=(sent, sent + (forward_ms + overhead_ms) / 1000),
                 span=(started, started + forward_ms / 1000),
                 cpu=(cpu_s, cpu_s + forward_ms / 1000),
             )
+            if audit.keeps(round_index, image):
+                audit.keep_output(name, round_index, image, 1000 * round_index + image, output)
             cpu_s += (forward_ms + idle_cpu_ms) / 1000
     for image, _seed in audit.reruns(name):
         audit.rerun_output(name, image, HR[image] + np.uint8(rerun_error))

@@ -116,14 +116,13 @@ class TimingAudit:
         dither_seed: int,
         reported_ms: float,
         observed_ms: float,
-        output: np.ndarray | str | None,
         threads_left: int = 0,
         window: tuple[float, float] | None = None,
         span: tuple[float, float] | None = None,
         cpu: tuple[float | None, float | None] = (None, None),
     ) -> None:
         """One timed call: what the worker reported, what the coordinator's clock saw (``window``:
-        sent and answered; the worker's own ``span``), its output, how many Python threads it
+        sent and answered; the worker's own ``span``), how many Python threads it
         left running, and the CPU seconds its processes had used before the request and after the
         reply (``cpu``, read from the kernel): what they used since its previous reply in the same
         round is work done while it was not being timed."""
@@ -138,9 +137,17 @@ class TimingAudit:
         label = f"round {round_index + 1}, image {image + 1}"
         if self.same_clock and window is not None and span is not None:
             seen.windows.append(CallWindow(label, window[0], window[1], span[0], span[1]))
-        if isinstance(output, str):  # what it sent is not what it committed to
+
+    def keep_output(
+        self, name: str, round_index: int, image: int, dither_seed: int, output: np.ndarray | str
+    ) -> None:
+        """The output of a drawn call (:meth:`keeps`) as uint8 pixels, for its re-run; or why what the
+        worker sent is not what its timed reply committed to."""
+        label = f"round {round_index + 1}, image {image + 1}"
+        seen = self._seen[name]
+        if isinstance(output, str):
             seen.reruns.append((label, False, output))
-        elif output is not None and self.keeps(round_index, image):
+        elif self.keeps(round_index, image):
             seen.kept[image] = (label, dither_seed, output)
 
     def reruns(self, name: str) -> list[tuple[int, int]]:

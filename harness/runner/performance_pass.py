@@ -183,17 +183,19 @@ class LaneWorkers:
         reply = self.pool.ask(self.by_name[name], self.lane, request, doing)
         return reply if isinstance(reply, msg.ImageTimed) else None
 
-    def fetch_output(self, name: str, committed: bytes, doing: str) -> np.ndarray | str | None:
-        entry = self.by_name[name]
-        reply = self.pool.ask(entry, self.lane, msg.SendOutput(), doing)
+    def fetch_output(self, name: str, doing: str) -> np.ndarray | str | None:
+        reply = self.pool.ask(self.by_name[name], self.lane, msg.SendOutput(), doing)
         if reply is None:
             return None
         values = reply.values if isinstance(reply, msg.TimedOutput) else None
         if type(values) is not np.ndarray or values.dtype != np.float32 or values.ndim != 4:
             return f"the worker sent a {type(reply).__name__} instead of its last output's float32 values"
+        return values
+
+    def output_pixels(self, name: str, values: np.ndarray, committed: bytes) -> np.ndarray | str:
         if msg.output_digest(values) != committed:
             return "the output it sent differs from the one its timed reply committed to"
-        return sr_pixels(torch.from_numpy(values), entry.submission.input_range)
+        return sr_pixels(torch.from_numpy(values), self.by_name[name].submission.input_range)
 
     def failed(self, name: str) -> bool:
         return not self.by_name[name].ok

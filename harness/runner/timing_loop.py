@@ -56,9 +56,14 @@ class TimedWorkers(Protocol):
         when the submission failed."""
         ...
 
-    def fetch_output(self, name: str, committed: bytes, doing: str) -> np.ndarray | str | None:
-        """The last timed call's output as uint8 pixels, checked against the digest its reply
-        committed to; a one-line reason when it does not match; None when the submission failed."""
+    def fetch_output(self, name: str, doing: str) -> np.ndarray | str | None:
+        """The last timed call's output as the worker sends it (float32 values); a one-line reason
+        when it sent something else; None when the submission failed."""
+        ...
+
+    def output_pixels(self, name: str, values: np.ndarray, committed: bytes) -> np.ndarray | str:
+        """Fetched ``values`` as uint8 pixels once they match the digest the timed reply committed
+        to; a one-line reason when they do not."""
         ...
 
     def failed(self, name: str) -> bool: ...
@@ -188,9 +193,9 @@ def audit_requests(
             continue
         for image, seed in audit.reruns(name):
             reply = workers.time_image(name, msg.TimeImage(image, timing.repeats, seed), "the output audit")
-            output = workers.fetch_output(name, reply.digest, "the output audit") if reply else None
-            if output is not None:
-                audit.rerun_output(name, image, output)
+            fetched = workers.fetch_output(name, "the output audit") if reply else None
+            if fetched is not None:
+                audit.rerun_output(name, image, _pixels(workers, name, fetched, reply.digest))
         image, seed = audit.repeated_request()
         identical = msg.TimeImage(image, 1, seed)
         doing = "the repeated-input audit"
@@ -288,6 +293,7 @@ def _time_round(
             timings[name].warmup_passes.append(passes)
             timings[name].latencies.append([])
     timed_ms = 0.0
+    drawn: list[tuple[str, int, int, np.ndarray | str, bytes]] = []  # checked after the round
     started = clock()
     for index in range(images):
         for name in turn_order(order, index):
@@ -304,11 +310,10 @@ def _time_round(
                 timings[name].latencies[-1].append(milliseconds)
                 timed_ms += milliseconds
                 if audit is not None:
-                    kept = (
-                        workers.fetch_output(name, reply.digest, "the output audit")
-                        if audit.keeps(round_index, index)
-                        else None
-                    )
+                    if audit.keeps(round_index, index):
+                        fetched = workers.fetch_output(name, "the output audit")
+                        if fetched is not None:
+                            drawn.append((name, index, request.dither_seed, fetched, reply.digest))
                     audit.observe(
                         name,
                         round_index=round_index,
@@ -319,12 +324,15 @@ def _time_round(
                         window=(sent, answered),
                         span=reply.span,
                         cpu=(cpu_before, cpu_after),
-                        output=kept,
                         threads_left=reply.threads_left,
                     )
                 done = round_index * images + index + 1
                 progress(name, f"timing round {round_index + 1}/{rounds}", done, rounds * images)
     wall_ms = (clock() - started) * 1000.0
+    # Checked and quantised once the round's timed calls are over, so that between two of them
+    # only the transfer of a drawn output happens (the digest binds it meanwhile).
+    for name, index, seed, fetched, digest in drawn if audit is not None else []:
+        audit.keep_output(name, round_index, index, seed, _pixels(workers, name, fetched, digest))
     log = {
         "lane": subgroup.label,
         "order": list(order),
@@ -333,3 +341,10 @@ def _time_round(
         "dither_seed": dither_seed,
     }
     return log if subgroup.number == 0 else {**log, "subgroup": subgroup.number}
+
+
+def _pixels(
+    workers: TimedWorkers, name: str, fetched: np.ndarray | str, committed: bytes
+) -> np.ndarray | str:
+    """A fetched output as uint8 pixels, or the reason it cannot stand for the timed call's."""
+    return fetched if isinstance(fetched, str) else workers.output_pixels(name, fetched, committed)
