@@ -150,3 +150,29 @@ def test_the_score_check_allows_the_dithers_room_in_squared_error_and_no_more() 
     # The worst image decides; an identical pair (inf dB) leaves only the absolute room (8: 39.1 dB).
     assert timed_score_check({0: ("a", 29.9), 1: ("b", 39.2)}, {0: 30.0, 1: float("inf")}).verdict == "pass"
     assert timed_score_check({0: ("a", 29.9), 1: ("b", 39.0)}, {0: 30.0, 1: float("inf")}).verdict == "fail"
+
+
+def test_the_clock_room_grows_with_the_delays_the_machine_gave_the_baselines_requests() -> None:
+    def calls(audit: TimingAudit, name: str, reported_ms: float, gaps_ms: list[float]) -> None:
+        for number, gap in enumerate(gaps_ms):
+            audit.observe(
+                name,
+                round_index=number // IMAGES,
+                image=number % IMAGES,
+                dither_seed=number,
+                reported_ms=reported_ms,
+                observed_ms=reported_ms + gap,
+            )
+
+    def clocks(base_gaps: list[float]) -> str:
+        audit = TimingAudit(seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base")
+        calls(audit, "base", 20.0, base_gaps)
+        calls(audit, "sub", 1.0, [11.0] * 20)  # 1 ms reported, 12 ms seen: 8 ms beyond the 3 ms overhead
+        return next(check for check in audit.checks("sub") if check.name == "clocks").verdict
+
+    # Twenty baseline requests, 3 ms over their forward pass each: room max(25% of 9, 5) = 5 ms.
+    assert clocks([3.0] * 20) == "fail"
+    # Two of them delayed by 12 ms: the 90th percentile (18th of 20) is still 3 ms; no more room.
+    assert clocks([3.0] * 18 + [15.0] * 2) == "fail"
+    # Three: the 18th gap is 15 ms, 12 over the median: room 12 ms, and 8 ms under passes.
+    assert clocks([3.0] * 17 + [15.0] * 3) == "pass"

@@ -101,6 +101,9 @@ def test_clocks_agree_when_the_report_is_what_the_coordinator_saw_less_the_overh
     # Short passes: 5 ms under is within the floor even at 56%; 6 ms is not.
     assert clock_check([4.0], [10.0], overhead_ms=1.0).verdict == "pass"
     assert clock_check([3.0], [10.0], overhead_ms=1.0).verdict == "fail"
+    # Under load: when one in ten of the baseline's requests was delayed by 8 ms, 6 ms under is room.
+    assert clock_check([3.0], [10.0], overhead_ms=1.0, delay_ms=8.0).verdict == "pass"
+    assert clock_check([0.5], [10.0], overhead_ms=1.0, delay_ms=8.0).verdict == "fail"  # 8.5 ms under
 
 
 def test_a_clock_slowed_to_half_speed_is_caught_through_the_medians() -> None:
