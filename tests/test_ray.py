@@ -19,7 +19,7 @@ from slow_submission import write_paired_dataset, write_slow_submission
 from harness.commands import run as esr
 from harness.leaderboard import load_run
 from tests.test_faults import _options as _faults_options
-from tests.test_faults import _tiny_data
+from tests.test_faults import _submission, _tiny_data
 from tests.test_sandbox import Listener, _attack, needs_bwrap
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'esr-harness[ray]')")
@@ -240,3 +240,18 @@ def test_ray_workers_run_sandboxed_as_children_of_their_actors(attacks_on_ray) -
         assert record["integrity"]["sandbox"] == document["sandbox"]
     # Every sandboxed worker ran under an actor, in a process other than the actor's.
     assert seen and all(actor is not None and actor != worker for worker, actor in seen.items()), seen
+
+
+@pytest.mark.slow
+def test_a_worker_that_exits_is_reported_as_in_a_local_run(tmp_path: Path, model_zoo_dir: Path) -> None:
+    """The worker, the actor's child, dies; the actor lives on, so Ray restarts nothing and the
+    record has the local executor's reason (tests/test_faults.py)."""
+    folder = _submission(tmp_path, "sys_exit", "exit")
+    argv = ["evaluate", str(folder), "--data", str(_tiny_data(tmp_path / "data")), "--executor", "ray"]
+    assert esr([*argv, *_faults_options(tmp_path, model_zoo_dir)]) == 1
+    document = json.loads((tmp_path / "out" / "results.json").read_text())
+    records = {record["submission"]: record for record in document["results"]}
+    assert records["sys_exit"]["status"] == "failed" and records["sys_exit"]["retries"] == []
+    reason = "worker exited with code 3 during the accuracy pass; its last output: out of patience"
+    assert reason in records["sys_exit"]["error"], records["sys_exit"]["error"]
+    assert records["imdn_baseline"]["status"] == "ok"

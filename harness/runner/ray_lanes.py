@@ -37,9 +37,8 @@ import torch
 from harness.errors import HarnessError
 from harness.runner import messages as msg
 from harness.runner import sandbox as sandboxing
-from harness.runner.lanes import Lane, LocalExecutor
+from harness.runner.lanes import Lane, LocalExecutor, WorkerHandle
 from harness.runner.process import WorkerLost
-from harness.runner.sandbox import Sandbox
 from harness.timing import device_fingerprint
 
 # The share of a lane's GPU (or CPUs) each worker actor asks for: many fit, none is refused.
@@ -63,22 +62,33 @@ class _RayWorker:
     when it is built (or rebuilt), then relays requests to.
 
     A method answers the replies so far and, once the worker is lost, the reason (the local
-    executor's :class:`WorkerLost` message); after that every request is answered with it.
+    executor's :class:`WorkerLost` message); after that every request is answered with it. A lost
+    worker is not started again (a local one is not either): Ray restarts only a lost actor.
     """
 
     def __init__(
-        self, name: str, load: msg.Load, log_path: str, budget_s: float, sandbox: Sandbox, doing: str
+        self,
+        name: str,
+        load: msg.Load,
+        log_path: str,
+        budget_s: float,
+        sandbox: sandboxing.Sandbox,
+        doing: str,
     ) -> None:
         self.incarnation = uuid.uuid4().hex
         self.local = LocalExecutor([torch.device(load.device)], sandbox=sandbox)
-        self.worker: Any = None
+        self.worker: WorkerHandle | None = None
         self.lost: str | None = None
         self.loaded: msg.Reply | None = None
         try:
             self.worker = self.local.start(self.local.lanes[0], name, load, Path(log_path), budget_s)
             self.loaded = self.worker.request(load, doing=doing)
         except WorkerLost as lost:
-            self.lost = str(lost)
+            self._lose(str(lost))
+
+    def _lose(self, reason: str) -> None:
+        self.lost = reason
+        self.close()
 
     def identity(self) -> dict[str, Any]:
         ray = _ray()
@@ -90,18 +100,20 @@ class _RayWorker:
     def handle(self, request: msg.Request, doing: str) -> tuple[list[msg.Reply], str | None, dict[str, Any]]:
         """The worker's replies to ``request`` (streamed ones first); the reason once it is lost."""
         replies: list[msg.Reply] = []
-        if self.lost is None:
+        if self.worker is not None:
             try:
                 replies.append(self.worker.request(request, on_progress=replies.append, doing=doing))
             except WorkerLost as lost:
-                self.lost = str(lost)
+                self._lose(str(lost))
         return replies, self.lost, self.identity()
 
     def close(self) -> None:
         """Shut the worker down (killed if it does not go) and remove the actor's copy of the images."""
         if self.worker is not None:
             self.worker.close()
+            self.worker = None
         self.local.close()
+        self.lost = self.lost or "the worker was closed"
 
 
 def _probe(threads: int, device_type: str, bwrap: str | None) -> dict[str, Any]:
@@ -197,7 +209,7 @@ class RayExecutor:
         workers: int | None,
         device_type: str,
         threads: int,
-        sandbox: Sandbox = sandboxing.OFF,
+        sandbox: sandboxing.Sandbox = sandboxing.OFF,
     ) -> None:
         ray = _ray()
         from ray.util.placement_group import placement_group, remove_placement_group
