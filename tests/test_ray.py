@@ -66,8 +66,12 @@ def test_ray_gives_the_numbers_of_a_local_run(tmp_path: Path, data_dir: Path, mo
     assert _scores(remote) == _scores(local)
     assert all(r["status"] == "ok" for r in remote["results"])
     assert len(remote["lanes"]) == 2 and all(lane["label"].startswith("ray lane") for lane in remote["lanes"])
+    assert remote["sandbox"] == local["sandbox"]  # --sandbox auto decides for Ray lanes as for local ones
     for record in remote["results"]:
         assert record["pairing"]["lane"] == record["timed_on"]["lane"]
+        assert record["integrity"]["sandbox"] == local["sandbox"]
+        checks = {check["name"]: check["verdict"] for check in record["integrity"]["checks"]}
+        assert checks.get("idle_work") == "pass", checks  # the actor reads its worker's CPU time
     run = load_run(tmp_path / "ray")  # a valid run document for the leaderboard
     assert {r["submission"] for r in run.results} == {*names, "imdn_baseline"}
 

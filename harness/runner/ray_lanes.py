@@ -45,6 +45,8 @@ from harness.timing import device_fingerprint
 _SHARE = 0.01
 # How long a closing actor may take to shut its worker down and remove its images before it is killed.
 _CLOSE_TIMEOUT_S = 30.0
+# How long reading the worker's CPU time from its actor may take before the reading is given up.
+_READ_TIMEOUT_S = 10.0
 
 
 def _ray() -> Any:
@@ -107,6 +109,11 @@ class _RayWorker:
                 self._lose(str(lost))
         return replies, self.lost, self.identity()
 
+    def cpu_seconds(self) -> tuple[float | None, str]:
+        """The CPU time of the worker's processes, read from ``/proc`` on the actor's node, and
+        the actor's incarnation (a restarted actor's worker counts from zero again)."""
+        return (self.worker.cpu_seconds() if self.worker is not None else None), self.incarnation
+
     def close(self) -> None:
         """Shut the worker down (killed if it does not go) and remove the actor's copy of the images."""
         if self.worker is not None:
@@ -140,6 +147,7 @@ class RayWorkerHandle:
         self.remaining_s = budget_s
         self.retries: list[str] = []
         self.identity: dict[str, Any] | None = None
+        self._cpu_read_by: str | None = None  # the incarnation of the actor that read it last
 
     def _call(self, reference: Any, doing: str) -> tuple[list[msg.Reply], str | None]:
         ray = _ray()
@@ -184,7 +192,17 @@ class RayWorkerHandle:
         return replies[-1]
 
     def cpu_seconds(self) -> float | None:
-        return None  # the actor's process may be on another node
+        """The worker's CPU time, read by its actor (outside the worker) on its node; None when
+        the actor does not answer, or when it is not the one that read the last value (Ray
+        restarted it in between: the two readings are of different processes)."""
+        ray = _ray()
+        try:
+            seconds, incarnation = ray.get(self.actor.cpu_seconds.remote(), timeout=_READ_TIMEOUT_S)
+        except ray.exceptions.RayError:
+            return None
+        comparable = self._cpu_read_by in (None, incarnation)
+        self._cpu_read_by = incarnation
+        return seconds if comparable else None
 
     def kill(self) -> None:
         """Kill the actor; its worker, its child, ends with it."""
