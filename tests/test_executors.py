@@ -43,8 +43,8 @@ def test_an_executor_of_this_machine_has_one_lane_per_device(name: str) -> None:
         executor.close()
 
 
-def test_only_local_processes_are_sandboxed() -> None:
-    assert {name for name, kind in EXECUTORS.items() if kind.sandboxes} == {"local"}
+def test_local_processes_and_ray_actors_are_sandboxed() -> None:
+    assert {name for name, kind in EXECUTORS.items() if kind.sandboxes} == {"local", "ray"}
 
 
 def test_workers_in_this_process_score_every_image_as_worker_processes_do(

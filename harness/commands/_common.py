@@ -370,7 +370,7 @@ def run_evaluation(
 
 
 def _sandbox(args: argparse.Namespace) -> sandbox.Sandbox:
-    """--sandbox, probed once; an executor that does not sandbox (Ray, in-process) has ``required``
+    """--sandbox, probed once; an executor that does not sandbox (in-process) has ``required``
     refused."""
     if not EXECUTORS[args.executor].sandboxes and args.sandbox != "off":
         reason = f"the {args.executor} executor does not sandbox its workers"

@@ -1,8 +1,8 @@
 """The executors a run can use, in one table: what ``--executor`` offers and how each is made.
 
 Each makes the run's lanes and starts its workers (:class:`harness.runner.lanes.Executor`): local
-processes (the default, and the only one that sandboxes), actors of a Ray cluster, or the
-coordinator's own process for tests and debugging (:mod:`harness.runner.in_process`).
+processes (the default), actors of a Ray cluster that each run such a process (both sandbox their
+workers), or the coordinator's own process for tests and debugging (:mod:`harness.runner.in_process`).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def _ray(settings: ExecutorSettings) -> Executor:
         workers=settings.ray_workers,
         device_type=settings.devices[0].type,
         threads=settings.threads,
+        sandbox=settings.sandbox,
     )
 
 
@@ -58,7 +59,7 @@ def _in_process(settings: ExecutorSettings) -> Executor:
 
 EXECUTORS: dict[str, ExecutorKind] = {
     "local": ExecutorKind(_local, "processes of this machine, one lane per device", sandboxes=True),
-    "ray": ExecutorKind(_ray, "actors of a Ray cluster", sandboxes=False),
+    "ray": ExecutorKind(_ray, "actors of a Ray cluster, each running a local worker", sandboxes=True),
     "inprocess": ExecutorKind(
         _in_process, "this process, for tests and debugging (no isolation, no time limit)", sandboxes=False
     ),

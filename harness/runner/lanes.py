@@ -62,7 +62,7 @@ class WorkerHandle(Protocol):
 
     def cpu_seconds(self) -> float | None:
         """CPU time the worker's processes used so far, read by the kernel (None where it cannot be
-        read from here: a worker in the coordinator's process, or on another node)."""
+        read: a worker in the coordinator's process)."""
         ...
 
     def close(self) -> None: ...

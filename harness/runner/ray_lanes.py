@@ -1,21 +1,30 @@
 """Lanes on a Ray cluster: each lane a placement-group bundle of one GPU (or a few CPUs), each
-submission's worker a Ray actor in it.
+submission's worker a Ray actor in it, which runs the worker process of a local run as its child.
 
 Every worker is an actor of its own, so it is a process of its own, as with the local executor; the
 actors of one lane share the bundle's GPU (a small fraction each), so a submission and the baseline
-it is compared with are timed on the same device. Ray restarts a lost actor once
-(``max_restarts=1``) and runs the request it was answering again (``max_task_retries=1``); the actor
-is built from its ``Load`` request, so a restarted one loads its model again, and the coordinator
-sends only the work not yet checkpointed. The handle notices a restart (a new incarnation of the
-actor answers) and records it as a retry.
+it is compared with are timed on the same device. The actor holds no submission code: it is a
+:class:`~harness.runner.lanes.LocalExecutor` of one lane on its node, which starts the worker as a
+local run does (under ``bwrap`` when the run's sandbox is enabled, reading its own copy of the LR
+images in the node's shared memory), relays the requests to it, and ends it when the actor is
+closed or killed (``bwrap --die-with-parent``; a forked worker follows its parent). A worker that
+dies or overruns its budget is reported as a local one is, with the same reason.
 
-Ray is an optional dependency (``pip install 'esr-harness[ray]'``). Data, weights, submissions' code
-and ``--cache-dir`` must be at the same paths on every node (a shared filesystem) for a run that
-spans machines.
+Ray restarts a lost actor (its process killed, its node lost) once (``max_restarts=1``) and runs
+the request it was answering again (``max_task_retries=1``); the actor is built from its ``Load``
+request, so a restarted one starts its worker and loads its model again, and the coordinator sends
+only the work not yet checkpointed. The handle notices a restart (a new incarnation of the actor
+answers) and records it as a retry.
+
+Ray is an optional dependency (``pip install 'esr-harness[ray]'``). Data, weights, submissions' code,
+``--cache-dir`` and the Python environment (with its ``bwrap``) must be at the same paths on every
+node (a shared filesystem) for a run that spans machines; each lane's node is probed for the
+sandbox when the run's is enabled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -23,15 +32,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from harness.errors import HarnessError
 from harness.runner import messages as msg
-from harness.runner.lanes import Lane
+from harness.runner import sandbox as sandboxing
+from harness.runner.lanes import Lane, LocalExecutor, WorkerHandle
 from harness.runner.process import WorkerLost
-from harness.runner.worker import SubmissionWorker, redirect_output
 from harness.timing import device_fingerprint
 
 # The share of a lane's GPU (or CPUs) each worker actor asks for: many fit, none is refused.
 _SHARE = 0.01
+# How long a closing actor may take to shut its worker down and remove its images before it is killed.
+_CLOSE_TIMEOUT_S = 30.0
+# How long reading the worker's CPU time from its actor may take before the reading is given up.
+_READ_TIMEOUT_S = 10.0
 
 
 def _ray() -> Any:
@@ -45,30 +60,80 @@ def _ray() -> Any:
 
 
 class _RayWorker:
-    """The actor: a SubmissionWorker whose model is loaded when the actor is built (or rebuilt)."""
+    """The actor: a local executor of one lane whose worker process, its child, it starts and loads
+    when it is built (or rebuilt), then relays requests to.
 
-    def __init__(self, load: msg.Load, log_path: str) -> None:
-        redirect_output(log_path)
+    A method answers the replies so far and, once the worker is lost, the reason (the local
+    executor's :class:`WorkerLost` message); after that every request is answered with it. A lost
+    worker is not started again (a local one is not either): Ray restarts only a lost actor.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        load: msg.Load,
+        log_path: str,
+        budget_s: float,
+        sandbox: sandboxing.Sandbox,
+        doing: str,
+    ) -> None:
         self.incarnation = uuid.uuid4().hex
-        self.worker = SubmissionWorker()
-        (self.loaded,) = list(self.worker.handle(load))
+        self.local = LocalExecutor([torch.device(load.device)], sandbox=sandbox)
+        self.worker: WorkerHandle | None = None
+        self.lost: str | None = None
+        self.loaded: msg.Reply | None = None
+        try:
+            self.worker = self.local.start(self.local.lanes[0], name, load, Path(log_path), budget_s)
+            self.loaded = self.worker.request(load, doing=doing)
+        except WorkerLost as lost:
+            self._lose(str(lost))
+
+    def _lose(self, reason: str) -> None:
+        self.lost = reason
+        self.close()
 
     def identity(self) -> dict[str, Any]:
         ray = _ray()
         return {"incarnation": self.incarnation, "pid": os.getpid(), "node": ray.util.get_node_ip_address()}
 
-    def load_reply(self) -> tuple[msg.Reply, dict[str, Any]]:
-        return self.loaded, self.identity()
+    def load_reply(self) -> tuple[list[msg.Reply], str | None, dict[str, Any]]:
+        return ([self.loaded] if self.loaded is not None else []), self.lost, self.identity()
 
-    def handle(self, request: msg.Request) -> tuple[list[msg.Reply], dict[str, Any]]:
-        return list(self.worker.handle(request)), self.identity()
+    def handle(self, request: msg.Request, doing: str) -> tuple[list[msg.Reply], str | None, dict[str, Any]]:
+        """The worker's replies to ``request`` (streamed ones first); the reason once it is lost."""
+        replies: list[msg.Reply] = []
+        if self.worker is not None:
+            try:
+                replies.append(self.worker.request(request, on_progress=replies.append, doing=doing))
+            except WorkerLost as lost:
+                self._lose(str(lost))
+        return replies, self.lost, self.identity()
+
+    def cpu_seconds(self) -> tuple[float | None, str]:
+        """The CPU time of the worker's processes, read from ``/proc`` on the actor's node, and
+        the actor's incarnation (a restarted actor's worker counts from zero again)."""
+        return (self.worker.cpu_seconds() if self.worker is not None else None), self.incarnation
+
+    def close(self) -> None:
+        """Shut the worker down (killed if it does not go) and remove the actor's copy of the images."""
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+        self.local.close()
+        self.lost = self.lost or "the worker was closed"
 
 
-def _probe(threads: int, device_type: str) -> dict[str, Any]:
-    """Where a bundle is: its node and GPU, and the fingerprint of the device a worker there sees."""
+def _probe(threads: int, device_type: str, bwrap: str | None) -> dict[str, Any]:
+    """Where a bundle is: its node and GPU, the fingerprint of the device a worker there sees, and
+    (given the run's ``bwrap``) why a sandbox cannot start there, None when it can."""
     ray = _ray()
     fingerprint = {**device_fingerprint("cuda" if device_type == "cuda" else "cpu"), "num_threads": threads}
-    return {"node": ray.util.get_node_ip_address(), "gpus": ray.get_gpu_ids(), "fingerprint": fingerprint}
+    return {
+        "node": ray.util.get_node_ip_address(),
+        "gpus": ray.get_gpu_ids(),
+        "fingerprint": fingerprint,
+        "sandbox": sandboxing.probe(bwrap) if bwrap is not None else None,
+    }
 
 
 class RayWorkerHandle:
@@ -82,13 +147,13 @@ class RayWorkerHandle:
         self.remaining_s = budget_s
         self.retries: list[str] = []
         self.identity: dict[str, Any] | None = None
+        self._cpu_read_by: str | None = None  # the incarnation of the actor that read it last
 
-    def _call(self, method: Any, request: msg.Request | None, doing: str) -> tuple[Any, dict[str, Any]]:
+    def _call(self, reference: Any, doing: str) -> tuple[list[msg.Reply], str | None]:
         ray = _ray()
         started = time.monotonic()
-        reference = method.remote() if request is None else method.remote(request)
         try:
-            answer, identity = ray.get(reference, timeout=max(self.remaining_s, 0.001))
+            replies, lost, identity = ray.get(reference, timeout=max(self.remaining_s, 0.001))
         except ray.exceptions.GetTimeoutError:
             self.kill()
             raise WorkerLost(
@@ -102,11 +167,11 @@ class RayWorkerHandle:
             self.remaining_s -= time.monotonic() - started
         if self.identity is not None and identity["incarnation"] != self.identity["incarnation"]:
             self.retries.append(
-                f"during {doing}: the worker process (pid {self.identity['pid']} on {self.identity['node']}) "
+                f"during {doing}: the worker's actor (pid {self.identity['pid']} on {self.identity['node']}) "
                 f"was lost; Ray restarted it (pid {identity['pid']} on {identity['node']}) and ran the request again"
             )
         self.identity = identity
-        return answer, identity
+        return replies, lost
 
     def request(
         self,
@@ -116,28 +181,54 @@ class RayWorkerHandle:
     ) -> msg.Reply:
         doing = doing or type(request).__name__
         if isinstance(request, msg.Load):  # the actor loaded its model when it was built
-            reply, _ = self._call(self.actor.load_reply, None, doing)
-            return reply
-        replies, _ = self._call(self.actor.handle, request, doing)
-        for reply in replies[:-1]:
+            replies, lost = self._call(self.actor.load_reply.remote(), doing)
+        else:
+            replies, lost = self._call(self.actor.handle.remote(request, doing), doing)
+        for reply in replies if lost is not None else replies[:-1]:
             if isinstance(reply, msg.ImageOutput) and on_progress is not None:
                 on_progress(reply)
+        if lost is not None:
+            raise WorkerLost(lost)
         return replies[-1]
 
     def cpu_seconds(self) -> float | None:
-        return None  # the actor's process may be on another node
+        """The worker's CPU time, read by its actor (outside the worker) on its node; None when
+        the actor does not answer, or when it is not the one that read the last value (Ray
+        restarted it in between: the two readings are of different processes)."""
+        ray = _ray()
+        try:
+            seconds, incarnation = ray.get(self.actor.cpu_seconds.remote(), timeout=_READ_TIMEOUT_S)
+        except ray.exceptions.RayError:
+            return None
+        comparable = self._cpu_read_by in (None, incarnation)
+        self._cpu_read_by = incarnation
+        return seconds if comparable else None
 
     def kill(self) -> None:
+        """Kill the actor; its worker, its child, ends with it."""
         _ray().kill(self.actor, no_restart=True)
 
     def close(self) -> None:
+        """Let the actor shut its worker down and remove its images, then kill it."""
+        ray = _ray()
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.get(self.actor.close.remote(), timeout=_CLOSE_TIMEOUT_S)
         self.kill()
 
 
 class RayExecutor:
-    """``workers`` lanes on a Ray cluster (``address``; None starts a local instance for this run)."""
+    """``workers`` lanes on a Ray cluster (``address``; None starts a local instance for this run),
+    whose workers are confined by ``sandbox`` as a local run's are."""
 
-    def __init__(self, *, address: str | None, workers: int | None, device_type: str, threads: int) -> None:
+    def __init__(
+        self,
+        *,
+        address: str | None,
+        workers: int | None,
+        device_type: str,
+        threads: int,
+        sandbox: sandboxing.Sandbox = sandboxing.OFF,
+    ) -> None:
         ray = _ray()
         from ray.util.placement_group import placement_group, remove_placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -146,6 +237,7 @@ class RayExecutor:
         self._remove = remove_placement_group
         self.device_type = device_type
         self.threads = threads
+        self.sandbox = sandbox
         self.started_here = not ray.is_initialized()
         if self.started_here:
             # A local instance for this command offers its lanes' CPUs even when they oversubscribe
@@ -186,10 +278,18 @@ class RayExecutor:
                     scheduling_strategy=self._strategy(self.group, placement_group_bundle_index=index),
                     num_cpus=_SHARE,
                     num_gpus=_SHARE if device_type == "cuda" else 0,
-                ).remote(threads, device_type)
+                ).remote(threads, device_type, sandbox.bwrap if sandbox.enabled else None)
                 for index in range(count)
             ]
         )
+        refused = next(((index, found) for index, found in enumerate(where) if found["sandbox"]), None)
+        if refused is not None:
+            index, found = refused
+            self.close()
+            raise HarnessError(
+                f"--sandbox: ray lane {index} ({found['node']}) cannot start the sandbox this host can: "
+                f"{found['sandbox']} (docs/integrity.md; --sandbox off runs every lane without it)"
+            )
         self.fingerprints = [found["fingerprint"] for found in where]
         self.lanes = [
             Lane(
@@ -208,6 +308,8 @@ class RayExecutor:
     def start(
         self, lane: Lane, name: str, load: msg.Load, log_path: Path, budget_s: float
     ) -> RayWorkerHandle:
+        """An actor on ``lane`` that starts the worker of ``name`` and loads it (in the same words
+        as the worker pool, the load's failure reason says where it was loading)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         actor = self._actor_class.options(
             scheduling_strategy=self._strategy(self.group, placement_group_bundle_index=lane.index),
@@ -216,7 +318,7 @@ class RayExecutor:
             max_restarts=1,
             max_task_retries=1,
             name=None,
-        ).remote(load, str(log_path))
+        ).remote(name, load, str(log_path), budget_s, self.sandbox, f"loading on {lane.label}")
         return RayWorkerHandle(actor, name, log_path, budget_s)
 
     def fingerprint(self, lane: Lane, threads: int) -> dict[str, Any]:
