@@ -16,7 +16,9 @@ The clocks: on the coordinator's host, the span the worker read around its timed
 inside the coordinator's window around the request (exact); and the reported times are compared
 against that window less the overhead the baseline's requests show in the same subgroup (the
 baseline is the organisers' code, timed beside every submission). The baseline itself is not
-clock-checked, for want of a reference.
+clock-checked, for want of a reference. Under ``--clock cpu`` the workers report CPU time, which
+a loaded machine makes smaller than the coordinator's wall clock and several threads larger: only
+the spans (read on the wall clock) are checked, and the check's detail says so.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = [
     "SCORE_ABSOLUTE_ROOM",
     "SCORE_RELATIVE_ROOM",
     "TimingAudit",
+    "cpu_time_spans_check",
     "threads_check",
     "timed_score_check",
 ]
@@ -87,14 +90,17 @@ class TimingAudit:
         baseline: str | None,
         score_db: Callable[[int, np.ndarray], float | None] | None = None,
         same_clock: bool = True,
+        reports_wall_time: bool = True,
     ) -> None:
         """``score_db``: the trusted scorer, an image's output to its PSNR against the HR (None
         without HR); with it each audited timed output is also scored (:meth:`checks`).
         ``same_clock``: the workers run on the coordinator's host, so their ``time.perf_counter``
         is the coordinator's and their spans must lie inside its windows (a Ray lane on another
-        node has its own clock)."""
+        node has its own clock). ``reports_wall_time``: the latencies are wall time (the protocol's
+        clocks), comparable in size with the coordinator's; false under ``--clock cpu``."""
         self.seed = seed
         self.same_clock = same_clock
+        self.reports_wall_time = reports_wall_time
         self.score_db = score_db
         self.audited_round = draw_audited_rounds(seed, images, max(min_rounds, 1))
         self.baseline = baseline
@@ -190,7 +196,10 @@ class TimingAudit:
         if accuracy_db is not None and seen.scores_db:
             checks.append(timed_score_check(seen.scores_db, accuracy_db))
         overhead = self._overhead_ms()
-        if name != self.baseline and (overhead is not None or seen.windows) and seen.reported_ms:
+        if not self.reports_wall_time:
+            if name != self.baseline and seen.windows:
+                checks.append(cpu_time_spans_check(seen.windows))
+        elif name != self.baseline and (overhead is not None or seen.windows) and seen.reported_ms:
             reported = [statistics.median(times) for _, times in sorted(seen.reported_ms.items())]
             observed = [statistics.median(times) for _, times in sorted(seen.observed_ms.items())]
             checks.append(clock_check(reported, observed, overhead, seen.windows))
@@ -199,6 +208,25 @@ class TimingAudit:
         if seen.reported_ms:
             checks.append(threads_check(seen.threads_left))
         return checks
+
+
+def cpu_time_spans_check(windows: list[CallWindow]) -> Check:
+    """The clocks check of a ``--clock cpu`` run: the worker's wall-clock spans in the windows only.
+
+    The sizes test of :func:`harness.integrity.clock_check` compares reported wall time with the
+    coordinator's; CPU time is honestly smaller when other work holds the cores and larger when
+    the pass runs on several threads, so comparing sizes would fail honest submissions.
+    """
+    outside = [window for window in windows if not window.contains_span()]
+    skipped = "sizes not compared: --clock cpu reports CPU time, not the wall time the coordinator sees"
+    if outside:
+        return Check(
+            "clocks",
+            "fail",
+            f"clocks disagree: {len(outside)} of {len(windows)} timed calls ran, by the worker's clock, "
+            f"outside the coordinator's window around them ({outside[0].label}); {skipped}",
+        )
+    return Check("clocks", "pass", f"{len(windows)} spans inside their windows; {skipped}")
 
 
 def _mse(psnr_db: float) -> float:
