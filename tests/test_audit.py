@@ -62,9 +62,15 @@ def verdicts(audit: TimingAudit, name: str) -> dict[str, str]:
     return {check.name: check.verdict for check in audit.checks(name, accuracy)}
 
 
-def audited(same_clock: bool = True, **cheat: float) -> dict[str, str]:
+def audited(same_clock: bool = True, reports_wall_time: bool = True, **cheat: float) -> dict[str, str]:
     audit = TimingAudit(
-        seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base", score_db=psnr_db, same_clock=same_clock
+        seed=3,
+        images=IMAGES,
+        min_rounds=ROUNDS,
+        baseline="base",
+        score_db=psnr_db,
+        same_clock=same_clock,
+        reports_wall_time=reports_wall_time,
     )
     drive(audit, "base", forward_ms=20.0)
     drive(audit, "sub", forward_ms=40.0, **cheat)
@@ -98,6 +104,23 @@ def test_a_clock_behind_the_hosts_fails_even_when_its_durations_agree() -> None:
     assert audited(clock_lag_s=0.5) == {**ALL_PASS, "clocks": "fail"}
     # On another host (a Ray node) the worker's clock is its own: only the durations are compared.
     assert audited(same_clock=False, clock_lag_s=0.5) == ALL_PASS
+
+
+def test_cpu_time_reports_are_not_compared_with_the_wall_clock_but_their_spans_are() -> None:
+    # Under --clock cpu an honest worker on a loaded machine reports less CPU time than the wall
+    # time the coordinator sees (here half), or more with several threads (here twice).
+    assert audited(reports_wall_time=False, report_factor=0.5) == ALL_PASS
+    assert audited(reports_wall_time=False, report_factor=2.0) == ALL_PASS
+    # A span outside the coordinator's window is still a clock that is not the host's.
+    assert audited(reports_wall_time=False, clock_lag_s=0.5) == {**ALL_PASS, "clocks": "fail"}
+    audit = TimingAudit(seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base", reports_wall_time=False)
+    drive(audit, "base", forward_ms=20.0)
+    drive(audit, "sub", forward_ms=40.0, report_factor=0.5)
+    clocks = next(check for check in audit.checks("sub") if check.name == "clocks")
+    assert clocks.detail.startswith(f"{ROUNDS * IMAGES} spans inside their windows")
+    assert "sizes not compared: --clock cpu reports CPU time" in clocks.detail
+    # On another host there are no windows to check, and no clocks check is recorded.
+    assert "clocks" not in audited(same_clock=False, reports_wall_time=False, report_factor=0.5)
 
 
 def test_timed_outputs_that_differ_from_their_reruns_fail() -> None:

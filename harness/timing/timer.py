@@ -108,12 +108,14 @@ def timer_method(device: torch.device | str, clock: ClockName = "wall") -> str:
     ``clock="cpu"`` on a GPU is a HarnessError: the forward pass runs on the device, and the host's
     CPU time says nothing about it.
     """
-    resolved = as_device(device)
     if clock not in CLOCKS:
         raise HarnessError(f"clock: expected one of {', '.join(CLOCKS)}, got {clock!r}")
+    # Refused before the device is resolved, so the answer is the same with or without a GPU here.
+    kind = device.type if isinstance(device, torch.device) else str(device).split(":")[0]
+    if clock == "cpu" and kind != "cpu":
+        raise HarnessError(f"--clock cpu: times CPU runs only, the device is {device}")
+    resolved = as_device(device)
     if clock == "cpu":
-        if resolved.type != "cpu":
-            raise HarnessError(f"--clock cpu: times CPU runs only, the device is {resolved}")
         return ProcessCpuTimer.method
     return CudaEventTimer.method if resolved.type == "cuda" else PerfCounterTimer.method
 
@@ -121,8 +123,8 @@ def timer_method(device: torch.device | str, clock: ClockName = "wall") -> str:
 def make_timer(device: torch.device | str, clock: ClockName = "wall") -> Timer:
     """The timer for ``device``: the protocol's (``wall``: CUDA events on a GPU, ``perf_counter`` on
     the CPU), or the CPU time of a CPU run (``cpu``, :class:`ProcessCpuTimer`)."""
+    method = timer_method(device, clock)
     resolved = as_device(device)
-    method = timer_method(resolved, clock)
     if method == CudaEventTimer.method:
         return CudaEventTimer(resolved)
     return ProcessCpuTimer() if method == ProcessCpuTimer.method else PerfCounterTimer()
