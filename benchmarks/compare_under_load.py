@@ -13,7 +13,9 @@ least 4 of N runs and never ``faster``; the identical copy never said ``faster``
 
     ESR_MODEL_ZOO=../shared/model_zoo .venv/bin/python benchmarks/compare_under_load.py --runs 5
 
-More ``esr compare`` options go after ``--``, e.g. ``-- --max-timing-seconds 300 --seed 19``.
+``--clock cpu`` times with the CPU time each forward pass consumed instead of the wall clock
+(``esr compare --clock``; not the protocol's clock, see docs/evaluating.md). More ``esr compare``
+options go after ``--``, e.g. ``-- --max-timing-seconds 300 --seed 19``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="comparisons (default 5)")
     parser.add_argument("--no-load", action="store_true", help="run without the load generator")
     parser.add_argument("--keep", type=Path, help="keep each run's compare JSON in this folder")
+    parser.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall", help="esr compare --clock (default: wall)"
+    )
     parser.add_argument("extra", nargs="*", help="more `esr compare` arguments, after --")
     args = parser.parse_args()
     load = None
@@ -67,6 +72,7 @@ def main() -> None:
                 out = folder / f"compare{run}.json"
                 command = [sys.executable, "-m", "harness.cli", "compare", REFERENCE, SLOWER, IDENTICAL]
                 command += ["--data", "samples", "--device", "cpu", "--force", "--quiet"]
+                command += ["--clock", args.clock]
                 command += ["--cache-dir", str(Path(scratch) / "cache"), "--json", str(out)]
                 started = time.monotonic()
                 subprocess.run(command + args.extra, check=False, stdout=subprocess.DEVNULL)
@@ -83,6 +89,7 @@ def main() -> None:
             load.terminate()
             load.wait()
     slower, identical = decisions[SLOWER], decisions[IDENTICAL]
+    print(f"clock: {args.clock}")
     print(
         f"{SLOWER} (2% more work): {dict(sorted(slower.items()))}; target: slower in at least "
         f"{math.ceil(0.8 * args.runs)} of {args.runs}, never faster"

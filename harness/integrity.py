@@ -204,6 +204,7 @@ def clock_check(
     windows: Sequence[CallWindow] = (),
     margin: float = CLOCK_MARGIN,
     delay_ms: float = 0.0,
+    seen_by: str = "coordinator",
 ) -> Check:
     """Compare the worker's forward times with the coordinator's clock around the same requests.
 
@@ -216,7 +217,8 @@ def clock_check(
     so one request delayed by the machine does not decide, and the margin is wide (25%, or 5 ms, or
     ``delay_ms``, what the machine added to one in ten of the baseline's requests in the same run:
     under heavy load a short forward pass is dwarfed by such delays): it catches a report that halves
-    the time, not one that shaves a few percent. Without a measured
+    the time, not one that shaves a few percent. ``seen_by`` names what measured ``observed_ms`` (the
+    coordinator's clock; under ``--clock cpu`` the kernel's count of the worker's CPU time). Without a measured
     overhead (``None``: no baseline beside it) only the windows are checked.
     """
     if not reported_ms or len(reported_ms) != len(observed_ms):
@@ -228,7 +230,7 @@ def clock_check(
         seen = 0.0
     else:
         seen = statistics.median(observed_ms) - overhead_ms
-        sizes = f"reported {reported:.3g} ms, coordinator {seen:.3g} ms beyond {overhead_ms:.3g} ms of overhead (medians)"
+        sizes = f"reported {reported:.3g} ms, {seen_by} {seen:.3g} ms beyond {overhead_ms:.3g} ms of overhead (medians)"
     outside = _outside_windows(windows)
     if outside is not None:
         return Check("clocks", "fail", f"{outside}; {sizes}")
@@ -238,7 +240,7 @@ def clock_check(
     return Check(
         "clocks",
         "fail",
-        f"clocks disagree: the worker reported {reported:.3g} ms per forward pass, the coordinator saw "
+        f"clocks disagree: the worker reported {reported:.3g} ms per forward pass, the {seen_by} saw "
         f"{seen:.3g} ms beyond {overhead_ms:.3g} ms of overhead (medians; room {room:.3g} ms: {margin:.0%}, "
         f"{CLOCK_FLOOR_MS:g} ms or the baseline's requests' delays, whichever is more)",
     )

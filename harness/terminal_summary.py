@@ -65,6 +65,16 @@ def _table(headers: list[str], rows: list[list[str]], *, numeric: range, keep: i
     )
 
 
+def clock_note(run: dict[str, Any]) -> str | None:
+    """A line saying the runtimes are CPU time (``--clock cpu``), not the protocol's; None on wall time."""
+    if (run.get("timing") or {}).get("clock") != "cpu":
+        return None
+    return (
+        "Runtimes are CPU time (--clock cpu): steadier on a loaded machine, but not the protocol's "
+        "wall clock, so not official and not comparable with wall-time results."
+    )
+
+
 def results_table(run: dict[str, Any]) -> str:
     """One row per submission: fidelity, runtime (and ratio to the baseline of the same run), size."""
     rows = []
@@ -129,6 +139,9 @@ def results_table(run: dict[str, Any]) -> str:
     rounds = rounds_line(run)
     if rounds:
         lines.append(rounds)
+    note = clock_note(run)
+    if note:
+        lines.append(note)
     lines += [f"FAILED {r['submission']}: {r['error']}" for r in results if r["status"] != "ok"]
     lines += [
         f"INVALID {r['submission']}: {reason}"

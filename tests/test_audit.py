@@ -29,11 +29,15 @@ def drive(
     threads_left: int = 0,
     clock_lag_s: float = 0.0,
     idle_cpu_ms: float = 0.05,
+    cpu_factor: float = 1.0,
+    kernel_counts: bool = True,
 ) -> None:
     """A worker whose forward pass takes ``forward_ms``; it reports ``report_factor`` of it; its timed
     outputs are HR + ``timed_error`` levels, its re-runs HR + ``rerun_error``; repeated identical
     inputs take ``repeat_factor`` of the time; its clock reads ``clock_lag_s`` behind the host's;
-    its processes use ``idle_cpu_ms`` of CPU between two requests. The requests follow one another
+    its processes use ``idle_cpu_ms`` of CPU between two requests, and ``cpu_factor`` of the forward
+    pass's wall time in a request, as the kernel counts it (not read at all without
+    ``kernel_counts``). The requests follow one another
     on the host's clock, one second apart."""
     cpu_s = 0.0
     for round_index in range(ROUNDS):
@@ -51,11 +55,11 @@ def drive(
                 threads_left=threads_left if round_index == ROUNDS - 1 else 0,
                 window=(sent, sent + (forward_ms + overhead_ms) / 1000),
                 span=(started, started + forward_ms / 1000),
-                cpu=(cpu_s, cpu_s + forward_ms / 1000),
+                cpu=(cpu_s, cpu_s + forward_ms * cpu_factor / 1000) if kernel_counts else (None, None),
             )
             if audit.keeps(round_index, image):
                 audit.keep_output(name, round_index, image, 1000 * round_index + image, output)
-            cpu_s += (forward_ms + idle_cpu_ms) / 1000
+            cpu_s += (forward_ms * cpu_factor + idle_cpu_ms) / 1000
     for image, _seed in audit.reruns(name):
         audit.rerun_output(name, image, HR[image] + np.uint8(rerun_error))
     for number in range(REPEATED_CALLS):
@@ -68,9 +72,15 @@ def verdicts(audit: TimingAudit, name: str) -> dict[str, str]:
     return {check.name: check.verdict for check in audit.checks(name, accuracy)}
 
 
-def audited(same_clock: bool = True, **cheat: float) -> dict[str, str]:
+def audited(same_clock: bool = True, reports_wall_time: bool = True, **cheat: float) -> dict[str, str]:
     audit = TimingAudit(
-        seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base", score_db=psnr_db, same_clock=same_clock
+        seed=3,
+        images=IMAGES,
+        min_rounds=ROUNDS,
+        baseline="base",
+        score_db=psnr_db,
+        same_clock=same_clock,
+        reports_wall_time=reports_wall_time,
     )
     drive(audit, "base", forward_ms=20.0)
     drive(audit, "sub", forward_ms=40.0, **cheat)
@@ -119,6 +129,41 @@ def test_cpu_time_is_compared_only_between_calls_of_one_round() -> None:
     # Each round's first call has no window before it: (IMAGES - 1) windows per round.
     windows = [check for check in audit.checks("sub") if check.name == "idle_work"][0]
     assert f"({(IMAGES - 1) * ROUNDS} windows;" in windows.detail
+
+
+def test_cpu_time_reports_are_compared_with_the_kernels_count_not_the_wall_clock() -> None:
+    # Under --clock cpu an honest worker on a loaded machine reports less CPU time than the wall
+    # time the coordinator sees (here half), or more with several threads (here twice): what the
+    # kernel counted for its processes over the request, which the report must match.
+    assert audited(reports_wall_time=False, report_factor=0.5, cpu_factor=0.5) == ALL_PASS
+    assert audited(reports_wall_time=False, report_factor=2.0, cpu_factor=2.0) == ALL_PASS
+    # Half of what the kernel counted: a forged report, as under the wall clock.
+    forged = audited(reports_wall_time=False, report_factor=0.5)
+    assert forged == {**ALL_PASS, "clocks": "fail"}
+    audit = TimingAudit(seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base", reports_wall_time=False)
+    drive(audit, "base", forward_ms=20.0)
+    drive(audit, "sub", forward_ms=40.0, report_factor=0.5)
+    clocks = next(check for check in audit.checks("sub") if check.name == "clocks")
+    assert clocks.detail.startswith(
+        "clocks disagree: the worker reported 20 ms per forward pass, the kernel's count"
+    )
+    # A span outside the coordinator's window is still a clock that is not the host's.
+    assert audited(reports_wall_time=False, cpu_factor=1.0, clock_lag_s=0.5) == {**ALL_PASS, "clocks": "fail"}
+
+
+def test_without_the_kernels_count_cpu_time_reports_get_the_window_test_only() -> None:
+    audit = TimingAudit(seed=3, images=IMAGES, min_rounds=ROUNDS, baseline="base", reports_wall_time=False)
+    drive(audit, "base", forward_ms=20.0, kernel_counts=False)
+    drive(audit, "sub", forward_ms=40.0, report_factor=0.5, kernel_counts=False)
+    clocks = next(check for check in audit.checks("sub") if check.name == "clocks")
+    assert clocks.verdict == "pass" and clocks.detail.startswith(
+        f"{ROUNDS * IMAGES} spans inside their windows"
+    )
+    assert "sizes not compared: --clock cpu reports CPU time" in clocks.detail
+    # On another host there are no windows to check, and no clocks check is recorded.
+    assert "clocks" not in audited(
+        same_clock=False, reports_wall_time=False, report_factor=0.5, kernel_counts=False
+    )
 
 
 def test_timed_outputs_that_differ_from_their_reruns_fail() -> None:

@@ -616,3 +616,17 @@ def test_plot_draws_the_interval_of_a_measured_ratio_as_an_error_bar(tmp_path: P
     (segments,) = bars[0].lines[2]
     ((x0, y0), (x1, y1)) = segments.get_segments()[0]
     assert (x0, x1) == pytest.approx((0.42, 0.61)) and y0 == y1 == pytest.approx(29.05)
+
+
+def test_a_run_timed_on_cpu_time_is_marked_not_official(tmp_path: Path, val_run: Path) -> None:
+    wall = build_leaderboard([load_run(val_run)])
+    assert any("time = mean per image," in note for note in wall.notes)
+    document = json.loads((val_run / "results.json").read_text())
+    document["timing"]["clock"] = "cpu"
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "results.json").write_text(json.dumps(document))
+    cpu = build_leaderboard([load_run(tmp_path / "cpu")])
+    assert any(
+        "time = mean CPU time per image (--clock cpu: not the protocol's clock, not official)" in note
+        for note in cpu.notes
+    )

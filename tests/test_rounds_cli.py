@@ -1,12 +1,14 @@
-"""`--rounds auto|N`, `--min-rounds`, `--max-rounds`, `--max-timing-seconds`: parsed into timing settings."""
+"""`--rounds auto|N`, `--min-rounds`, `--max-rounds`, `--max-timing-seconds`, `--clock`: parsed into
+timing settings."""
 
 from __future__ import annotations
 
 import argparse
 
 import pytest
+import torch
 
-from harness.commands._common import _timing_settings, add_run_options
+from harness.commands._common import _check_clock, _timing_settings, add_run_options
 from harness.errors import HarnessError
 from harness.protocols import load_protocol
 
@@ -53,3 +55,29 @@ def test_rounds_is_auto_or_a_number() -> None:
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["--rounds", "many"])
     assert exit_info.value.code == 2
+
+
+def test_the_clock_is_wall_unless_cpu_is_asked_for() -> None:
+    assert _settings().clock == "wall"
+    assert _settings("--clock", "cpu").clock == "cpu"
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--clock", "tsc"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "device"),
+    [
+        (("--clock", "cpu"), torch.device("cuda", 0)),
+        (("--clock", "cpu", "--devices", "cpu,cuda:1"), torch.device("cpu")),
+    ],
+)
+def test_cpu_time_is_refused_on_a_gpu_lane(argv: tuple[str, ...], device: torch.device) -> None:
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    args = parser.parse_args(list(argv))
+    with pytest.raises(HarnessError, match="^--clock cpu: times CPU runs only, the device is cuda"):
+        _check_clock(args, device)
+    _check_clock(parser.parse_args(["--clock", "cpu"]), torch.device("cpu"))  # a CPU run is fine

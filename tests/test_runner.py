@@ -295,3 +295,20 @@ def test_tiled_forward_matches_whole_image_for_a_local_model() -> None:
     whole = forward(model, image, scale=4)
     tiled = forward(model, image, scale=4, tile=16, tile_overlap=4)
     torch.testing.assert_close(tiled, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_the_clock_is_recorded_and_a_cpu_time_result_is_never_a_wall_time_ones_cache_hit(
+    tmp_path: Path,
+) -> None:
+    near = _submission(tmp_path, "near")
+    wall_timing = TimingSettings(warmup_seconds=0.0, warmup_min_passes=1, warmup_max_passes=1, rounds=2)
+    cpu_timing = TimingSettings(
+        warmup_seconds=0.0, warmup_min_passes=1, warmup_max_passes=1, rounds=2, clock="cpu"
+    )
+    wall = evaluate_run([near], _dataset(), _config(tmp_path, timing=wall_timing))
+    cpu = evaluate_run([near], _dataset(), _config(tmp_path, timing=cpu_timing))
+    again = evaluate_run([near], _dataset(), _config(tmp_path, timing=cpu_timing))
+    assert (wall["timing"]["clock"], cpu["timing"]["clock"]) == ("wall", "cpu")
+    assert wall["results"][0]["runtime_clock"] == "perf_counter"
+    assert cpu["results"][0]["runtime_clock"] == "process_time" and not cpu["results"][0]["cached"]
+    assert again["results"][0]["cached"] and again["results"][0]["runtime_clock"] == "process_time"

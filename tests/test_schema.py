@@ -146,6 +146,7 @@ def test_the_builders_write_only_keys_the_schema_names() -> None:
         timing_session="s",
         timed_on=lane,
         pairing=pairing,
+        runtime_clock="perf_counter",
         rounds_used=2,
         stop_reason="decided",
         rounds_until_decided=[],

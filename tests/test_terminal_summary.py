@@ -178,3 +178,11 @@ def test_the_summary_says_how_many_rounds_each_submission_took_and_why_it_stoppe
         "c within the resolution after 9 rounds."
     )
     assert rounds_line({"results": [{"submission": "a", "status": "ok", "stop_reason": None}]}) is None
+
+
+def test_cpu_time_runtimes_are_said_not_to_be_the_protocols() -> None:
+    wall = run_document([record("clb_imdn")])
+    cpu = {**wall, "timing": {"device": "cpu", "clock": "cpu"}}
+    assert "CPU time" not in results_table(wall)
+    assert "Runtimes are CPU time (--clock cpu)" in results_table(cpu)
+    assert "not the protocol's wall clock, so not official" in results_table(cpu)

@@ -10,6 +10,7 @@ import contextlib
 import math
 import re
 import sys
+import threading
 import time
 import types
 
@@ -23,6 +24,7 @@ from harness.timing import (
     CudaEventTimer,
     PeakMemory,
     PerfCounterTimer,
+    ProcessCpuTimer,
     RuntimeStats,
     device_fingerprint,
     fingerprint_id,
@@ -30,6 +32,7 @@ from harness.timing import (
     nvml_snapshot,
     set_cudnn_benchmark,
     time_call,
+    timer_method,
     warm_up,
 )
 from harness.timing import fingerprint as fingerprint_module
@@ -109,6 +112,61 @@ def test_cuda_event_timer_synchronises_the_whole_device_before_the_end_event(
         "end recorded",
         "end waited for",
     ]
+
+
+def test_process_cpu_timer_reports_milliseconds_of_its_clock() -> None:
+    clock = FakeClock()
+    result, elapsed = ProcessCpuTimer(clock).time(clock.workload(0.125, result="sr"))
+    assert (result, elapsed) == ("sr", pytest.approx(125.0))
+
+
+def _spin_on_another_thread(cpu_seconds: float) -> float:
+    """Busy work on a new thread until that thread has used ``cpu_seconds`` of CPU; its own count."""
+    used: list[float] = []
+
+    def spin() -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < cpu_seconds:
+            pass
+        used.append(time.thread_time() - start)
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    worker.join()
+    return used[0]
+
+
+def test_the_cpu_clock_counts_work_done_on_the_processs_other_threads() -> None:
+    # The reference is the other thread's own CPU clock, read inside the call: the process's CPU
+    # time over the call holds all of it, while the calling thread's own clock (time.thread_time,
+    # what a per-thread timer would read) saw almost none of it: it was waiting in join().
+    caller_before = time.thread_time()
+    other_thread_s, elapsed_ms = ProcessCpuTimer().time(lambda: _spin_on_another_thread(0.05))
+    caller_ms = (time.thread_time() - caller_before) * 1000.0
+    assert other_thread_s >= 0.05
+    assert elapsed_ms >= other_thread_s * 1000.0
+    assert caller_ms < other_thread_s * 1000.0 / 2
+
+
+def test_the_cpu_clock_does_not_count_time_asleep() -> None:
+    # A 50 ms sleep is at least 50 ms of wall time whatever the load, and almost no CPU time.
+    _, asleep_cpu_ms = ProcessCpuTimer().time(lambda: time.sleep(0.05))
+    _, asleep_wall_ms = PerfCounterTimer().time(lambda: time.sleep(0.05))
+    _, busy_cpu_ms = ProcessCpuTimer().time(lambda: _spin_on_another_thread(0.05))
+    assert asleep_wall_ms >= 50.0
+    assert asleep_cpu_ms < 10.0 < 50.0 <= busy_cpu_ms
+
+
+def test_the_clock_chooses_the_timer_and_cpu_time_is_refused_on_a_gpu() -> None:
+    assert make_timer("cpu", "cpu").method == timer_method("cpu", "cpu") == "process_time"
+    assert make_timer("cpu", "wall").method == timer_method("cpu") == "perf_counter"
+    assert isinstance(make_timer(torch.device("cpu"), "cpu"), ProcessCpuTimer)
+    # Refused by name whether or not this machine has a GPU: the host's CPU time is not a GPU's.
+    for device in ("cuda", "cuda:1", torch.device("cuda", 0)):
+        with pytest.raises(HarnessError, match=r"^--clock cpu: times CPU runs only, the device is cuda"):
+            make_timer(device, "cpu")
+    with pytest.raises(HarnessError, match="clock: expected one of wall, cpu, got 'tsc'"):
+        timer_method("cpu", "tsc")  # type: ignore[arg-type]
 
 
 def test_unsupported_devices_are_refused() -> None:

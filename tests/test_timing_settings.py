@@ -28,7 +28,7 @@ def test_a_run_takes_the_protocols_timing_and_changes_only_what_it_is_given() ->
 
 
 def test_only_the_overridable_fields_can_be_changed() -> None:
-    run_only = {"min_rounds", "max_rounds", "max_timing_seconds", "ratio_limit", "resolution"}
+    run_only = {"min_rounds", "max_rounds", "max_timing_seconds", "ratio_limit", "resolution", "clock"}
     assert set(OVERRIDABLE) == {"warmup_seconds", "repeats", "rounds", "timeout_seconds"} | run_only
     assert not run_only & set(PROTOCOL_FIELDS)  # a protocol file never states a run's settings
     with pytest.raises(ValueError, match="statistic"):
@@ -42,6 +42,7 @@ def test_only_the_overridable_fields_can_be_changed() -> None:
         ({"repeats": 0}, "timing.repeats: must be at least 1, got 0"),
         ({"warmup_seconds": -1.0}, "timing.warmup_seconds: must be zero or more, got -1.0"),
         ({"timeout_seconds": 0.0}, "timing.timeout_seconds: must be positive, got 0.0"),
+        ({"clock": "tsc"}, "timing.clock: must be wall or cpu, got tsc"),
     ],
 )
 def test_an_out_of_range_value_names_its_field(change: dict[str, Any], message: str) -> None:

@@ -32,7 +32,7 @@ from harness.runner.executors import EXECUTORS, ExecutorSettings, make_executor
 from harness.runner.lanes import Executor
 from harness.submissions import resolve_submission
 from harness.submissions.manifest import ZOO_EDITIONS, zoo_edition, zoo_env_variable
-from harness.timing import resolve_device
+from harness.timing import CLOCKS, resolve_device, timer_method
 from harness.zoo import compare_published
 
 # The published tables ship with the package (results/published/ in a checkout).
@@ -193,6 +193,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="--rounds auto: stop once the ratio's interval is within this fraction either side (default: 0.01)",
     )
     parser.add_argument(
+        "--clock",
+        choices=CLOCKS,
+        default="wall",
+        help="what runtimes are read on: wall (default; the protocol's: perf_counter on the CPU, CUDA "
+        "events on a GPU) or cpu (a CPU run's CPU time, steadier on a loaded machine, not the protocol's"
+        "; docs/evaluating.md)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -276,6 +284,7 @@ _TIMING_FLAGS = {
     "max_rounds": "--max-rounds",
     "max_timing_seconds": "--max-timing-seconds",
     "resolution": "--resolution",
+    "clock": "--clock",
     "ratio_limit": "the protocol's runtime limit",
 }
 
@@ -299,6 +308,7 @@ def _timing_settings(
         "max_timing_seconds": args.max_timing_seconds,
         "ratio_limit": ratio_limit,
         "resolution": args.resolution,
+        "clock": args.clock,
     }
     try:
         timing = protocol.timing.overridden(**changes)
@@ -327,6 +337,7 @@ def run_evaluation(
     if args.weights is not None and len(submissions) != 1:
         raise HarnessError(f"--weights: applies to exactly one submission, got {len(submissions)}")
     device = resolve_device(args.device)
+    _check_clock(args, device)
     if args.threads is not None and args.threads < 1:
         raise HarnessError(f"--threads: must be at least 1, got {args.threads}")
     limit = 1.0 if reference else protocol.constraints.runtime_ratio_max
@@ -367,6 +378,20 @@ def run_evaluation(
     finally:
         executor.close()
     return run if reference else apply_constraints(run, protocol)
+
+
+def _check_clock(args: argparse.Namespace, device: torch.device) -> None:
+    """``--clock cpu`` times CPU runs only: on a GPU the host's CPU time says nothing of the pass.
+
+    The lanes of ``--devices`` are checked here too; a worker refuses the clock on a GPU as well.
+    """
+    if args.clock != "cpu":
+        return
+    devices: list[torch.device | str] = [device]
+    if args.devices is not None:
+        devices += [name.strip() for name in args.devices.split(",") if name.strip()]
+    for lane in devices:
+        timer_method(lane, "cpu")  # a HarnessError naming the device when it is not the CPU
 
 
 def _sandbox(args: argparse.Namespace) -> sandbox.Sandbox:

@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.atomic import write_json_atomic
 from harness.commands._common import add_run_options, run_evaluation
 from harness.comparison import Comparison, ComparisonDocument, compare_record
+from harness.terminal_summary import clock_note
 from harness.texttable import format_table
 
 NAME = "compare"
@@ -53,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     compared = [record for record in document["results"] if record["submission"] != document["baseline"]]
     comparisons = [compare_record(record, args.resolution) for record in compared]
     print(_table(document["baseline"], comparisons))
+    note = clock_note(document)
+    if note:
+        print(note)
     if args.json is not None:
         written = ComparisonDocument(document["baseline"], args.resolution, tuple(comparisons))
         write_json_atomic(args.json, written.as_dict())

@@ -142,10 +142,17 @@ def measured_entries(runs: Sequence[RunFile], protocol: Protocol) -> list[Measur
 
 
 def measurement_note(run: RunFile, protocol: Protocol) -> str:
-    """What a run measured, where, and what its runtime ratios divide by."""
+    """What a run measured, where, and what its runtime ratios divide by (and on what clock, when
+    it was not the protocol's: ``--clock cpu`` times are CPU time, not official)."""
+    cpu_time = (run.metadata.get("timing") or {}).get("clock") == "cpu"
+    time = (
+        "mean CPU time per image (--clock cpu: not the protocol's clock, not official)"
+        if cpu_time
+        else "mean per image"
+    )
     return (
         f"{dataset_label(run.dataset)} on {run.device_name} (device {run.fingerprint_id}), "
-        f"protocol {protocol.name} v{protocol.version}; time = mean per image, ratio to "
+        f"protocol {protocol.name} v{protocol.version}; time = {time}, ratio to "
         f"{baseline_name(run.baseline, protocol)} in the same run"
     )
 

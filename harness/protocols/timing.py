@@ -29,6 +29,7 @@ OVERRIDABLE = (
     "max_timing_seconds",
     "ratio_limit",
     "resolution",
+    "clock",
 )
 
 #: The fields a protocol file states; the others belong to a run (rounds until decided).
@@ -54,6 +55,7 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("max_timing_seconds", lambda v: v is None or v > 0, "positive"),
     ("ratio_limit", lambda v: v is None or v > 0, "positive"),
     ("resolution", lambda v: 0 < v < 1, "between 0 and 1"),
+    ("clock", lambda v: v in ("wall", "cpu"), "wall or cpu"),
 )
 
 
@@ -85,6 +87,9 @@ class TimingSettings:
     max_timing_seconds: float | None = None  # no new round after one lane has timed this long
     ratio_limit: float | None = None  # the runtime ratio each verdict is decided against
     resolution: float = 0.01  # stop once the interval is within this fraction either side
+    # What the latencies are read on, set by a run: wall (the protocol's clocks) or cpu (the CPU
+    # time a CPU run's forward pass consumed, harness.timing.ProcessCpuTimer; never the protocol's).
+    clock: Literal["wall", "cpu"] = "wall"
 
     def __post_init__(self) -> None:
         for field, valid, expected in _RANGES:

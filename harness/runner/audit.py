@@ -16,7 +16,9 @@ The clocks: on the coordinator's host, the span the worker read around its timed
 inside the coordinator's window around the request (exact); and the reported times are compared
 against that window less the overhead the baseline's requests show in the same subgroup (the
 baseline is the organisers' code, timed beside every submission). The baseline itself is not
-clock-checked, for want of a reference.
+clock-checked, for want of a reference. Under ``--clock cpu`` the workers report CPU time, which
+a loaded machine makes smaller than the coordinator's wall clock and several threads larger: only
+the spans (read on the wall clock) are checked, and the check's detail says so.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "SCORE_ABSOLUTE_ROOM",
     "SCORE_RELATIVE_ROOM",
     "TimingAudit",
+    "cpu_time_spans_check",
     "threads_check",
     "timed_score_check",
 ]
@@ -77,6 +80,7 @@ class _Seen:
     windows: list[CallWindow] = field(default_factory=list)  # on a shared clock only
     idle_cpu_ms: list[float] = field(default_factory=list)  # CPU used between two timed calls of a round
     last_cpu: tuple[int, float] | None = None  # (round, CPU seconds) when its last reply arrived
+    cpu_uncounted: bool = False  # a call whose CPU time the kernel's count did not give
 
 
 class TimingAudit:
@@ -90,14 +94,17 @@ class TimingAudit:
         baseline: str | None,
         score_db: Callable[[int, np.ndarray], float | None] | None = None,
         same_clock: bool = True,
+        reports_wall_time: bool = True,
     ) -> None:
         """``score_db``: the trusted scorer, an image's output to its PSNR against the HR (None
         without HR); with it each audited timed output is also scored (:meth:`checks`).
         ``same_clock``: the workers run on the coordinator's host, so their ``time.perf_counter``
         is the coordinator's and their spans must lie inside its windows (a Ray lane on another
-        node has its own clock)."""
+        node has its own clock). ``reports_wall_time``: the latencies are wall time (the protocol's
+        clocks), comparable in size with the coordinator's; false under ``--clock cpu``."""
         self.seed = seed
         self.same_clock = same_clock
+        self.reports_wall_time = reports_wall_time
         self.score_db = score_db
         self.audited_round = draw_audited_rounds(seed, images, max(min_rounds, 1))
         self.baseline = baseline
@@ -133,6 +140,10 @@ class TimingAudit:
         seen.last_cpu = (round_index, after) if after is not None else None
         seen.threads_left = max(seen.threads_left, threads_left)
         seen.reported_ms[image].append(reported_ms)
+        if not self.reports_wall_time:  # CPU time: compared with the kernel's count of the request
+            kernel_ms = (after - before) * 1000.0 if before is not None and after is not None else None
+            seen.cpu_uncounted = seen.cpu_uncounted or kernel_ms is None
+            observed_ms = kernel_ms if kernel_ms is not None else observed_ms
         seen.observed_ms[image].append(observed_ms)
         label = f"round {round_index + 1}, image {image + 1}"
         if self.same_clock and window is not None and span is not None:
@@ -181,6 +192,12 @@ class TimingAudit:
         seen.repeated_ms.append(repeated_ms)
         seen.fresh_ms.append(dithered_ms)
 
+    def _cpu_counted(self, name: str) -> bool:
+        """Whether the kernel counted the CPU time of every timed call of ``name`` and of the baseline."""
+        return self.baseline in self._seen and not (
+            self._seen[name].cpu_uncounted or self._seen[self.baseline].cpu_uncounted
+        )
+
     def _overhead_ms(self) -> tuple[float, float] | None:
         """What a timed request costs beyond its forward pass (the baseline's median gap, per image),
         and how much more the machine made one cost: the 90th percentile of the baseline's gaps,
@@ -217,11 +234,17 @@ class TimingAudit:
         if accuracy_db is not None and seen.scores_db:
             checks.append(timed_score_check(seen.scores_db, accuracy_db))
         overhead = self._overhead_ms()
-        if name != self.baseline and (overhead is not None or seen.windows) and seen.reported_ms:
+        if not self.reports_wall_time and not (overhead is not None and self._cpu_counted(name)):
+            if name != self.baseline and seen.windows:
+                checks.append(cpu_time_spans_check(seen.windows))
+        elif name != self.baseline and (overhead is not None or seen.windows) and seen.reported_ms:
             reported = [statistics.median(times) for _, times in sorted(seen.reported_ms.items())]
             observed = [statistics.median(times) for _, times in sorted(seen.observed_ms.items())]
             overhead_ms, delay_ms = overhead if overhead is not None else (None, 0.0)
-            checks.append(clock_check(reported, observed, overhead_ms, seen.windows, delay_ms=delay_ms))
+            seen_by = "coordinator" if self.reports_wall_time else "kernel's count of its CPU time"
+            checks.append(
+                clock_check(reported, observed, overhead_ms, seen.windows, delay_ms=delay_ms, seen_by=seen_by)
+            )
         if len(seen.repeated_ms) >= 6:
             checks.append(repeated_input_check(seen.repeated_ms, seen.fresh_ms))
         if seen.reported_ms:
@@ -232,6 +255,25 @@ class TimingAudit:
             forward_ms = statistics.median(t for times in seen.reported_ms.values() for t in times)
             checks.append(idle_work_check(seen.idle_cpu_ms, reference, forward_ms))
         return checks
+
+
+def cpu_time_spans_check(windows: list[CallWindow]) -> Check:
+    """The clocks check of a ``--clock cpu`` run: the worker's wall-clock spans in the windows only.
+
+    The sizes test of :func:`harness.integrity.clock_check` compares reported wall time with the
+    coordinator's; CPU time is honestly smaller when other work holds the cores and larger when
+    the pass runs on several threads, so comparing sizes would fail honest submissions.
+    """
+    outside = [window for window in windows if not window.contains_span()]
+    skipped = "sizes not compared: --clock cpu reports CPU time, not the wall time the coordinator sees"
+    if outside:
+        return Check(
+            "clocks",
+            "fail",
+            f"clocks disagree: {len(outside)} of {len(windows)} timed calls ran, by the worker's clock, "
+            f"outside the coordinator's window around them ({outside[0].label}); {skipped}",
+        )
+    return Check("clocks", "pass", f"{len(windows)} spans inside their windows; {skipped}")
 
 
 def _mse(psnr_db: float) -> float:

@@ -46,7 +46,10 @@ class CacheLookup:
             "protocol_version": self.config.protocol_version,
             "devices": sorted({fingerprint_id(fingerprint) for fingerprint in self.fingerprints}),
             "timing": {
-                key: value for key, value in self.config.timing.as_dict().items() if key != "timeout_seconds"
+                key: value
+                for key, value in self.config.timing.as_dict().items()
+                # The wall clock adds no key, so results cached before --clock existed still count.
+                if key != "timeout_seconds" and not (key == "clock" and value == "wall")
             },
             "threads": self.threads,
             "harness": self.harness,

@@ -132,6 +132,7 @@ class Coordinator:
             fingerprint_id=fingerprint_id(self.fingerprints[timed.lane.index]),
             baseline=next((other for other in self.entries if other.name == self.baseline_name), None),
             sandbox=getattr(self.executor, "sandbox", NOT_SANDBOXED).record(),
+            clock=self.config.timing.clock,
         )
         self.cache.save_complete(entry.key, record)
         if entry.slot is not None:

@@ -59,6 +59,8 @@ class Load:
     split: SharedSplit
     # The cell (harness.cells) the accuracy and timing passes run the model in; fp32 is the protocol's.
     cell: str = "fp32"
+    # What latencies are read on (harness.timing.make_timer): wall, the protocol's, or cpu.
+    clock: str = "wall"
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ class PerformancePass:
             baseline=subgroup.baseline,
             score_db=self._psnr_on(lane),
             same_clock=lane.same_clock,
+            reports_wall_time=timing.clock == "wall",
         )
         time_rounds(
             LaneWorkers(self.pool, lane, by_name),

@@ -15,7 +15,7 @@ from harness.integrity import integrity_record
 from harness.metrics import METRIC_KEYS
 from harness.runner import schema
 from harness.runner.entries import AccuracyState, Entry, SubgroupTimings
-from harness.timing import RuntimeStats
+from harness.timing import ClockName, RuntimeStats, timer_method
 from harness.timing.rounds import paired_round_ratios
 
 
@@ -49,11 +49,13 @@ def ok_record(
     fingerprint_id: str,
     baseline: Entry | None,
     sandbox: Mapping[str, Any],
+    clock: ClockName,
 ) -> dict[str, Any]:
     """The record of ``entry`` timed in ``timed`` (as the cache keeps it: without ``cached``).
 
     ``image_names`` is the dataset's order, ``fingerprint_id`` the timing lane's device, ``baseline``
-    the run's baseline entry (None when the run has none), ``sandbox`` how the workers were confined.
+    the run's baseline entry (None when the run has none), ``sandbox`` how the workers were confined,
+    ``clock`` the run's (its record names the timer that clock is on the lane's device).
     """
     source = (
         AccuracyState.from_record(entry.cached_record) if entry.cached_record is not None else entry.state
@@ -97,6 +99,7 @@ def ok_record(
             fingerprint_id=fingerprint_id,
         ),
         pairing=pairing(timed, baseline),
+        runtime_clock=timer_method(lane.device, clock),
         rounds_used=len(timed.latencies),
         stop_reason=timed.stop_reason,
         rounds_until_decided=[result.as_dict() for result in timed.looks],

@@ -171,6 +171,8 @@ class ResultRecord(TypedDict):
     timing_session: NotRequired[str]  # id of the run that timed it (cached: theirs); present when ok
     timed_on: NotRequired[TimedOnRecord | None]  # its lane; present when ok, null if migrated from 1
     pairing: NotRequired[PairingRecord | None]  # baseline timed beside it; present when ok, null without
+    runtime_clock: NotRequired[str]  # timer of runtime_ms: perf_counter, cuda_event, or process_time
+    # (CPU time, --clock cpu, not the protocol's); present when ok, in runs since --clock
     rounds_used: NotRequired[int]  # timing rounds it took part in; present when ok (runs since rounds auto)
     stop_reason: NotRequired[str | None]  # decided, resolution or cap; present when ok, null: fixed rounds
     rounds_until_decided: NotRequired[list[dict[str, Any]]]  # the rule's look after each round; when ok
@@ -224,6 +226,7 @@ class TimingRecord(TypedDict):
     max_timing_seconds: NotRequired[float | None]  # no new round after this long; null: no limit
     ratio_limit: NotRequired[float | None]  # what auto decides runtime ratios against; null: none
     resolution: NotRequired[float]  # auto stops when the interval is this narrow (±); runs since auto
+    clock: NotRequired[str]  # wall (the protocol's clocks) or cpu (CPU time); runs since --clock
     timeout_seconds: NotRequired[float]  # time limit of one worker; written by every run
     statistic: NotRequired[str]  # runtime figure the constraints compare; written by every run
     threads: NotRequired[int]  # torch threads of each worker; written by every run
@@ -324,6 +327,7 @@ def ok_record(
     timing_session: str,
     timed_on: Mapping[str, Any],
     pairing: Mapping[str, Any] | None,
+    runtime_clock: str,
     rounds_used: int,
     stop_reason: str | None,
     rounds_until_decided: list[dict[str, Any]],
@@ -347,6 +351,7 @@ def ok_record(
         "timing_session": timing_session,
         "timed_on": dict(timed_on),
         "pairing": None if pairing is None else dict(pairing),
+        "runtime_clock": runtime_clock,
         "rounds_used": rounds_used,
         "stop_reason": stop_reason,
         "rounds_until_decided": rounds_until_decided,

@@ -199,7 +199,7 @@ class SubmissionWorker:
         found = torch_settings()
         changed = {key: value for key, value in found.items() if value != wanted[key]}
         apply_torch_settings(request.settings)  # the submission is timed under the protocol's settings
-        self.timer = make_timer(self.device)
+        self.timer = make_timer(self.device, request.clock)  # type: ignore[arg-type]
         return msg.Loaded(torch_settings=torch_settings(), changed_by_submission=changed)
 
     def _model(self) -> torch.nn.Module:

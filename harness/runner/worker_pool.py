@@ -103,6 +103,7 @@ class WorkerPool:
             settings=msg.TorchSettings(cudnn_benchmark=config.timing.cudnn_benchmark, threads=self.threads),
             split=self.split.inputs_only(),  # LR only: the ground truth stays with the scorer
             cell=entry.cell,
+            clock=config.timing.clock,
         )
         in_cell = "" if entry.cell == "fp32" else f".{entry.cell}"
         log = self.logs / f"{entry.name.replace(':', '_')}{in_cell}.lane{lane.index}.log"

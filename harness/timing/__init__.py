@@ -11,13 +11,27 @@ from harness.timing.fingerprint import (
 )
 from harness.timing.memory import PeakMemory
 from harness.timing.stats import RuntimeStats
-from harness.timing.timer import CudaEventTimer, PerfCounterTimer, Timer, make_timer, time_call, warm_up
+from harness.timing.timer import (
+    CLOCKS,
+    ClockName,
+    CudaEventTimer,
+    PerfCounterTimer,
+    ProcessCpuTimer,
+    Timer,
+    make_timer,
+    time_call,
+    timer_method,
+    warm_up,
+)
 
 __all__ = [
+    "CLOCKS",
     "IDENTITY_FIELDS",
+    "ClockName",
     "CudaEventTimer",
     "PeakMemory",
     "PerfCounterTimer",
+    "ProcessCpuTimer",
     "RuntimeStats",
     "Timer",
     "as_device",
@@ -29,5 +43,6 @@ __all__ = [
     "resolve_device",
     "set_cudnn_benchmark",
     "time_call",
+    "timer_method",
     "warm_up",
 ]

@@ -4,7 +4,9 @@ The runner hands over a closure that runs the forward pass on an input already o
 what is timed is exactly that call: on CUDA the span between two events recorded on the current
 stream right before it and after every stream of the device has finished it (the official NTIRE
 2022 script's events, with the device synchronised before the end event, not after), on the CPU
-the ``time.perf_counter`` interval around it.
+the ``time.perf_counter`` interval around it. Those are the protocol's clocks (``wall``). A CPU run
+may instead ask for the CPU time the call consumed (``--clock cpu``, :class:`ProcessCpuTimer`): a
+diagnostic that other work on a shared machine disturbs less, never the protocol's figure.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import torch
 
@@ -22,6 +24,10 @@ from harness.timing.devices import as_device
 
 T = TypeVar("T")
 Clock = Callable[[], float]
+ClockName = Literal["wall", "cpu"]
+
+#: The clocks a run may time with: ``wall`` is the protocol's, ``cpu`` the CPU time of a CPU run.
+CLOCKS: tuple[ClockName, ...] = ("wall", "cpu")
 
 
 class Timer(Protocol):
@@ -38,6 +44,32 @@ class PerfCounterTimer:
     method = "perf_counter"
 
     def __init__(self, clock: Clock = time.perf_counter) -> None:
+        self._clock = clock
+
+    def time(self, fn: Callable[[], T]) -> tuple[T, float]:
+        start = self._clock()
+        result = fn()
+        return result, (self._clock() - start) * 1000.0
+
+
+class ProcessCpuTimer:
+    """CPU time the call consumed: every thread of this process, user and system (``--clock cpu``).
+
+    Why the process and not the calling thread: torch runs an operator's intra-op work on a pool
+    of threads when ``torch.get_num_threads() > 1`` (a worker has half the cores of a CPU run,
+    ``--threads`` otherwise), and ``time.thread_time`` of the calling thread would miss all of it;
+    ``time.process_time`` (``CLOCK_PROCESS_CPUTIME_ID``) sums every thread of the worker process,
+    so a pass split over N threads reads about N times its wall time. What it leaves out is what
+    makes it steadier under load: time spent waiting for a core that other work holds, and time
+    asleep. What it adds, and what to keep in mind when reading it: the worker's own idle threads
+    (a few microseconds) and OpenMP threads spinning while they wait between operators, which is
+    why two figures compare only at the same thread count. Work done in a child process or on a
+    device is not counted, which is one reason it is never the protocol's figure.
+    """
+
+    method = "process_time"
+
+    def __init__(self, clock: Clock = time.process_time) -> None:
         self._clock = clock
 
     def time(self, fn: Callable[[], T]) -> tuple[T, float]:
@@ -78,12 +110,32 @@ class CudaEventTimer:
         return result, float(self._start.elapsed_time(self._end))
 
 
-def make_timer(device: torch.device | str) -> Timer:
-    """The protocol's timer for ``device``: CUDA events on a GPU, ``perf_counter`` on the CPU."""
+def timer_method(device: torch.device | str, clock: ClockName = "wall") -> str:
+    """The ``method`` of the timer :func:`make_timer` builds for ``device`` and ``clock``.
+
+    ``clock="cpu"`` on a GPU is a HarnessError: the forward pass runs on the device, and the host's
+    CPU time says nothing about it.
+    """
+    if clock not in CLOCKS:
+        raise HarnessError(f"clock: expected one of {', '.join(CLOCKS)}, got {clock!r}")
+    # Refused before the device is resolved, so the answer is the same with or without a GPU here.
+    kind = device.type if isinstance(device, torch.device) else str(device).split(":")[0]
+    if clock == "cpu" and kind != "cpu":
+        raise HarnessError(f"--clock cpu: times CPU runs only, the device is {device}")
     resolved = as_device(device)
-    if resolved.type == "cuda":
+    if clock == "cpu":
+        return ProcessCpuTimer.method
+    return CudaEventTimer.method if resolved.type == "cuda" else PerfCounterTimer.method
+
+
+def make_timer(device: torch.device | str, clock: ClockName = "wall") -> Timer:
+    """The timer for ``device``: the protocol's (``wall``: CUDA events on a GPU, ``perf_counter`` on
+    the CPU), or the CPU time of a CPU run (``cpu``, :class:`ProcessCpuTimer`)."""
+    method = timer_method(device, clock)
+    resolved = as_device(device)
+    if method == CudaEventTimer.method:
         return CudaEventTimer(resolved)
-    return PerfCounterTimer()
+    return ProcessCpuTimer() if method == ProcessCpuTimer.method else PerfCounterTimer()
 
 
 def warm_up(
