@@ -136,6 +136,9 @@ class _Watched:
     def kill(self) -> None:
         self.handle.kill()
 
+    def cpu_seconds(self) -> float | None:
+        return self.handle.cpu_seconds()
+
     def close(self) -> None:
         with self.lock:
             self.events.append(("close", self.lane.exclusive, self.name, False))
