@@ -90,10 +90,16 @@ def test_a_worker_on_a_cuda_lane_makes_its_gpu_current_before_building_the_model
         return SimpleNamespace(model=nn.Identity())
 
     monkeypatch.setattr(worker_module, "load_resolved", fake_load)
-    monkeypatch.setattr(worker_module, "make_timer", lambda device: PerfCounterTimer())
+    monkeypatch.setattr(worker_module, "make_timer", lambda device, clock: PerfCounterTimer())
     monkeypatch.setattr(worker_module, "apply_torch_settings", lambda settings: None)
     request = SimpleNamespace(
-        submission=None, weights=None, trust_weights=False, device="cuda:1", settings=None, cell="fp32"
+        submission=None,
+        weights=None,
+        trust_weights=False,
+        device="cuda:1",
+        settings=None,
+        cell="fp32",
+        clock="wall",
     )
     SubmissionWorker().load(request)  # type: ignore[arg-type]
     assert calls == ["set_device cuda:1", "build on cuda:1"]
