@@ -49,6 +49,7 @@ __all__ = [
     "output_audit",
     "outputs_agree",
     "repeated_input_check",
+    "windows_outside",
 ]
 
 CheckVerdict = Literal["pass", "fail"]
@@ -184,7 +185,7 @@ class CallWindow:
         return self.sent <= self.started <= self.ended <= self.answered
 
 
-def _outside_windows(windows: Sequence[CallWindow]) -> str | None:
+def windows_outside(windows: Sequence[CallWindow]) -> str | None:
     """Why the worker's clock is not the host's, or None when every span lies in its window."""
     outside = [window for window in windows if not window.contains_span()]
     if not outside:
@@ -231,7 +232,7 @@ def clock_check(
     else:
         seen = statistics.median(observed_ms) - overhead_ms
         sizes = f"reported {reported:.3g} ms, {seen_by} {seen:.3g} ms beyond {overhead_ms:.3g} ms of overhead (medians)"
-    outside = _outside_windows(windows)
+    outside = windows_outside(windows)
     if outside is not None:
         return Check("clocks", "fail", f"{outside}; {sizes}")
     room = max(margin * seen, CLOCK_FLOOR_MS, delay_ms)

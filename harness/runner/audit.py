@@ -17,8 +17,10 @@ inside the coordinator's window around the request (exact); and the reported tim
 against that window less the overhead the baseline's requests show in the same subgroup (the
 baseline is the organisers' code, timed beside every submission). The baseline itself is not
 clock-checked, for want of a reference. Under ``--clock cpu`` the workers report CPU time, which
-a loaded machine makes smaller than the coordinator's wall clock and several threads larger: only
-the spans (read on the wall clock) are checked, and the check's detail says so.
+a loaded machine makes smaller than the coordinator's wall clock and several threads larger: the
+sizes are compared with the kernel's count of the CPU time the worker's processes used over each
+request instead (:mod:`harness.runner.cpu_usage`), and where that count cannot be read only the
+spans are checked, and the check's detail says so.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from harness.integrity import (
     output_audit,
     outputs_agree,
     repeated_input_check,
+    windows_outside,
 )
 from harness.runner.dither import derive_seed
 
@@ -145,16 +148,17 @@ class TimingAudit:
             seen.cpu_uncounted = seen.cpu_uncounted or kernel_ms is None
             observed_ms = kernel_ms if kernel_ms is not None else observed_ms
         seen.observed_ms[image].append(observed_ms)
-        label = f"round {round_index + 1}, image {image + 1}"
         if self.same_clock and window is not None and span is not None:
-            seen.windows.append(CallWindow(label, window[0], window[1], span[0], span[1]))
+            seen.windows.append(
+                CallWindow(_label(round_index, image), window[0], window[1], span[0], span[1])
+            )
 
     def keep_output(
         self, name: str, round_index: int, image: int, dither_seed: int, output: np.ndarray | str
     ) -> None:
         """The output of a drawn call (:meth:`keeps`) as uint8 pixels, for its re-run; or why what the
         worker sent is not what its timed reply committed to."""
-        label = f"round {round_index + 1}, image {image + 1}"
+        label = _label(round_index, image)
         seen = self._seen[name]
         if isinstance(output, str):
             seen.reruns.append((label, False, output))
@@ -258,22 +262,23 @@ class TimingAudit:
 
 
 def cpu_time_spans_check(windows: list[CallWindow]) -> Check:
-    """The clocks check of a ``--clock cpu`` run: the worker's wall-clock spans in the windows only.
+    """The clocks check of a ``--clock cpu`` run without the kernel's count of the worker's CPU time
+    (a worker in the coordinator's process): the worker's wall-clock spans in the windows only.
 
-    The sizes test of :func:`harness.integrity.clock_check` compares reported wall time with the
-    coordinator's; CPU time is honestly smaller when other work holds the cores and larger when
-    the pass runs on several threads, so comparing sizes would fail honest submissions.
+    CPU time is honestly smaller than the coordinator's wall clock when other work holds the cores
+    and larger when the pass runs on several threads, so comparing those sizes would fail honest
+    submissions.
     """
-    outside = [window for window in windows if not window.contains_span()]
     skipped = "sizes not compared: --clock cpu reports CPU time, not the wall time the coordinator sees"
-    if outside:
-        return Check(
-            "clocks",
-            "fail",
-            f"clocks disagree: {len(outside)} of {len(windows)} timed calls ran, by the worker's clock, "
-            f"outside the coordinator's window around them ({outside[0].label}); {skipped}",
-        )
+    outside = windows_outside(windows)
+    if outside is not None:
+        return Check("clocks", "fail", f"{outside}; {skipped}")
     return Check("clocks", "pass", f"{len(windows)} spans inside their windows; {skipped}")
+
+
+def _label(round_index: int, image: int) -> str:
+    """A timed call as details name it."""
+    return f"round {round_index + 1}, image {image + 1}"
 
 
 def _mse(psnr_db: float) -> float:

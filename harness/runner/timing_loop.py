@@ -299,12 +299,12 @@ def _time_round(
         for name in turn_order(order, index):
             doing = f"timing round {round_index + 1} at image {index + 1}/{images}"
             request = msg.TimeImage(index, timing.repeats, derive_seed(dither_seed, name, index))
-            cpu_before = workers.cpu_seconds(name)
+            cpu_before = workers.cpu_seconds(name) if audit is not None else None  # for the audit only
             sent = clock()
             reply = workers.time_image(name, request, doing)
             answered = clock()
             observed_ms = (answered - sent) * 1000.0  # the coordinator's clock, outside the worker
-            cpu_after = workers.cpu_seconds(name)
+            cpu_after = workers.cpu_seconds(name) if audit is not None else None
             if reply is not None:
                 milliseconds = reply.milliseconds
                 timings[name].latencies[-1].append(milliseconds)
@@ -331,8 +331,9 @@ def _time_round(
     wall_ms = (clock() - started) * 1000.0
     # Checked and quantised once the round's timed calls are over, so that between two of them
     # only the transfer of a drawn output happens (the digest binds it meanwhile).
-    for name, index, seed, fetched, digest in drawn if audit is not None else []:
-        audit.keep_output(name, round_index, index, seed, _pixels(workers, name, fetched, digest))
+    if audit is not None:
+        for name, index, seed, fetched, digest in drawn:
+            audit.keep_output(name, round_index, index, seed, _pixels(workers, name, fetched, digest))
     log = {
         "lane": subgroup.label,
         "order": list(order),

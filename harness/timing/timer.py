@@ -52,7 +52,7 @@ class PerfCounterTimer:
         return result, (self._clock() - start) * 1000.0
 
 
-class ProcessCpuTimer:
+class ProcessCpuTimer(PerfCounterTimer):
     """CPU time the call consumed: every thread of this process, user and system (``--clock cpu``).
 
     Why the process and not the calling thread: torch runs an operator's intra-op work on a pool
@@ -70,12 +70,7 @@ class ProcessCpuTimer:
     method = "process_time"
 
     def __init__(self, clock: Clock = time.process_time) -> None:
-        self._clock = clock
-
-    def time(self, fn: Callable[[], T]) -> tuple[T, float]:
-        start = self._clock()
-        result = fn()
-        return result, (self._clock() - start) * 1000.0
+        super().__init__(clock)
 
 
 class CudaEventTimer:
