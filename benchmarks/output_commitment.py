@@ -1,9 +1,10 @@
 """What a timed call costs outside its timed span, piece by piece, and what each commitment would cost.
 
-After every timed call the worker turns the output into float32 values, checks its type and shape
-and commits to it with a digest (:func:`harness.runner.messages.output_digest`) in a small reply;
-for the calls the audit draws, the coordinator then fetches the values through the pipe, hashes
-them again and quantises them to uint8. All of that lies inside a round's wall time but outside the
+After every timed call the worker checks the output's type and shape, copies it as float32 values
+into its output slot (:mod:`harness.runner.output_slot`) and commits to it with a digest
+(:func:`harness.runner.messages.output_digest`) in a small reply; for the calls the audit draws,
+the coordinator copies the values out of the slot (into a buffer touched before the round), and
+after the round hashes them again and quantises them to uint8. All of that lies inside a round's wall time but outside the
 timed spans (``benchmarks/timed_loop_purity.py``). This script times each piece on the outputs the
 purity benchmark's model makes on the embedded samples (x4 nearest upscale of each LR image,
 float32, 1.6-10.5 MB), and the candidate digests on the same bytes:
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import multiprocessing
+import math
+import os
 import pickle
 import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.connection import Connection
 
 import blake3
 import numpy as np
@@ -37,6 +38,7 @@ import torch
 from harness.data import open_dataset
 from harness.metrics import sr_pixels
 from harness.runner import messages as msg
+from harness.runner.output_slot import OutputSlot, SlotWriter, slot_values
 from harness.runner.worker import check_type_and_shape
 
 
@@ -74,15 +76,6 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return min(spans), statistics.median(spans)
 
 
-def _echo_outputs(connection: Connection) -> None:
-    """A stand-in worker: answers each shape with a :class:`TimedOutput` of that shape (made once)."""
-    made: dict[tuple[int, ...], np.ndarray] = {}
-    while (shape := connection.recv()) is not None:
-        if shape not in made:
-            made[shape] = np.random.default_rng(0).random(shape, dtype=np.float32)
-        connection.send(msg.TimedOutput(made[shape]))
-
-
 def sample_outputs() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     """(name, LR input, output) of the purity benchmark's model on each embedded sample."""
     outputs = []
@@ -101,32 +94,30 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads of the multi-threaded BLAKE3")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    context = multiprocessing.get_context("spawn")
-    here, there = context.Pipe()
-    echo = context.Process(target=_echo_outputs, args=(there,), daemon=True)
-    echo.start()
+    outputs = sample_outputs()
+    slot = OutputSlot(slot_values([tuple(lr.shape[-2:]) for _, lr, _ in outputs], 4))
+    writer = SlotWriter(os.dup(slot.fd))
     totals: dict[str, list[float]] = {}
     with ThreadPoolExecutor(2) as pool:
         digests = candidates(args.threads, pool)
-        for name, lr, sr in sample_outputs():
+        for name, lr, sr in outputs:
             values = sr.detach().to("cpu", torch.float32).contiguous().numpy()
             shape = tuple(values.shape)
-
-            def fetch(shape: tuple[int, ...] = shape) -> None:
-                here.send(shape)
-                msg.read_reply(here.recv_bytes())
+            into = np.full(math.prod(shape), 0.0, np.float32)  # touched before, as the round loop does
 
             pieces = {
-                "to float32 numpy": lambda sr=sr: sr.detach().to("cpu", torch.float32).contiguous().numpy(),
                 "check_type_and_shape": lambda sr=sr, lr=lr, name=name: check_type_and_shape(sr, lr, 4, name),
+                "copy into the slot": lambda sr=sr, shape=shape: torch.from_numpy(writer.view(shape)).copy_(
+                    sr
+                ),
                 "pickle ImageTimed": lambda: pickle.dumps(
-                    msg.ImageTimed(0, 50.0, b"\0" * 32, 0, (0.0, 0.05))
+                    msg.ImageTimed(0, 50.0, b"\0" * 32, 0, (0.0, 0.05), (1, 3, 2040, 1356))
                 ),
                 **{
                     f"digest {label}": (lambda fn=fn, values=values: fn(values))
                     for label, fn in digests.items()
                 },
-                "kept: fetch through the pipe": fetch,
+                "kept: copy out of the slot": lambda into=into: slot.copy(into),
                 "kept: sr_pixels": lambda values=values: sr_pixels(torch.from_numpy(values), 1.0),
             }
             print(f"{name}: output {'x'.join(map(str, shape))}, {values.nbytes / 1e6:.1f} MB")
@@ -134,8 +125,7 @@ def main() -> None:
                 low, middle = timed(fn, args.repeats)
                 totals.setdefault(label, []).append(low)
                 print(f"  {label:30s} min {low:7.2f} ms, median {middle:7.2f} ms")
-    here.send(None)
-    echo.join()
+    slot.close()
     print("sum of the minima over the six outputs (one submission's round):")
     for label, lows in totals.items():
         print(f"  {label:30s} {sum(lows):7.2f} ms")

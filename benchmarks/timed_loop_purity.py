@@ -3,17 +3,18 @@
 Two submissions whose forward pass sleeps 50 ms (no CPU use) and then upsamples cheaply are timed on
 the embedded samples in interleaved rounds. A round's wall time, measured by the coordinator from
 its first timed call to its last reply, is compared with the sum of the spans the workers timed:
-whatever lies between (requests, replies, input copies, the digest committing the worker to each
-output, the fetch of the outputs the audit draws) is the harness's overhead. Target: every round
+whatever lies between (requests, replies, input copies, each output's copy into the worker's output
+slot and the digest committing the worker to it, the copy out of the slot of the outputs the audit
+draws) is the harness's overhead. Target: every round
 within 1.10x (issue 18; ``benchmarks/output_commitment.py`` times the pieces). ``tests/test_workers.py`` checks the same property structurally (what calls the
 model, which threads run beside it); this script gives the figure, which ``make test`` must not
 assert on a shared machine.
 
     .venv/bin/python benchmarks/timed_loop_purity.py --rounds 5 [--breakdown]
 
-``--breakdown`` also says, per round, how many drawn outputs the coordinator fetched for the
-audit (one per image and submission in the run, in rounds drawn at random) and how long that took,
-and the ratio without it: the fetch of a 10 MB output is much dearer than a timed call's overhead.
+``--breakdown`` also says, per round, how many drawn outputs the coordinator copied out of the
+workers' output slots for the audit (one per image and submission in the run, in rounds drawn at
+random) and how long that took, and the ratio without it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch
 
 from harness.data import open_dataset
 from harness.runner import RunConfig, TimingSettings, evaluate_run
+from harness.runner.output_slot import OutputSlot
 from harness.runner.performance_pass import LaneWorkers
 from harness.submissions import resolve_submission
 
@@ -64,12 +66,13 @@ def sleepy_submission(folder: Path, name: str, sleep_ms: float) -> object:
 
 
 class AuditFetches:
-    """The coordinator's time fetching drawn outputs for the audit, by round (``--breakdown``).
+    """The coordinator's time copying drawn outputs out of the slots for the audit, by round
+    (``--breakdown``).
 
-    The round loop fetches a drawn output right after its timed reply, inside the round (its digest
-    check and quantisation wait until the round's wall clock has stopped); this
-    wraps :class:`LaneWorkers` (the coordinator's side, in this process) to time those fetches and
-    to know which round asked last.
+    The round loop copies a drawn output right after its timed reply, inside the round (its digest
+    check and quantisation wait until the round's wall clock has stopped); this wraps the slot's
+    copy (the coordinator's side, in this process) to time it, and :class:`LaneWorkers` to know
+    which round asked last.
     """
 
     def __init__(self) -> None:
@@ -77,21 +80,21 @@ class AuditFetches:
         self.ms: dict[int, list[float]] = defaultdict(list)
 
     def install(self) -> None:
-        time_image, fetch_output = LaneWorkers.time_image, LaneWorkers.fetch_output
+        time_keeping_output, copy = LaneWorkers.time_keeping_output, OutputSlot.copy
 
         def timed(workers: LaneWorkers, name: str, request: object, doing: str) -> object:
             match = re.match(r"timing round (\d+) ", doing)
             self.round = int(match.group(1)) if match else None  # None: the audit's own requests
-            return time_image(workers, name, request, doing)
+            return time_keeping_output(workers, name, request, doing)
 
-        def fetched(workers: LaneWorkers, name: str, doing: str) -> object:
+        def copied(slot: OutputSlot, into: object) -> object:
             start = time.perf_counter()
-            output = fetch_output(workers, name, doing)
+            values = copy(slot, into)
             if self.round is not None:
                 self.ms[self.round].append((time.perf_counter() - start) * 1000.0)
-            return output
+            return values
 
-        LaneWorkers.time_image, LaneWorkers.fetch_output = timed, fetched
+        LaneWorkers.time_keeping_output, OutputSlot.copy = timed, copied
 
 
 def main() -> None:
@@ -100,7 +103,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sleep-ms", type=float, default=50.0)
-    parser.add_argument("--breakdown", action="store_true", help="time the audit's fetches per round")
+    parser.add_argument("--breakdown", action="store_true", help="time the audit's copies per round")
     args = parser.parse_args()
     fetches = AuditFetches()
     if args.breakdown:
@@ -132,13 +135,13 @@ def main() -> None:
             fetched = fetches.ms.get(number, [])
             without = (entry["wall_ms"] - sum(fetched)) / entry["timed_ms"]
             worst_without = max(worst_without, without)
-            line += f"; {len(fetched)} audit fetches, {sum(fetched):.1f} ms; without them {without:.4f}"
+            line += f"; {len(fetched)} audit copies, {sum(fetched):.1f} ms; without them {without:.4f}"
         print(line)
     rounds = run["timing"]["round_log"]
     whole = sum(entry["wall_ms"] for entry in rounds) / sum(entry["timed_ms"] for entry in rounds)
     print(f"whole run wall / timed {whole:.4f}; largest round {worst:.4f} (target: at most 1.10)")
     if args.breakdown:
-        print(f"largest wall / timed without the audit's fetches {worst_without:.4f}")
+        print(f"largest wall / timed without the audit's copies {worst_without:.4f}")
 
 
 if __name__ == "__main__":

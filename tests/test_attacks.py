@@ -34,6 +34,8 @@ CAUGHT = {
     ),
 }
 HONEST = ("clb_imdn", "imdn_baseline")
+#: attack folder: submission name, of cheats that wait for a hint the harness must never give
+UNHINTED = {"audited_once": "attack_audited_once"}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,8 @@ def attacked_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[st
         pytest.skip("ESR_MODEL_ZOO is not set to a folder (export ESR_MODEL_ZOO=../shared/model_zoo)")
     root = tmp_path_factory.mktemp("attacks")
     data = _tiny_data(root / "data")
-    argv = ["evaluate", *(str(ATTACKS / folder) for folder in CAUGHT), "clb_imdn", "--data", str(data)]
+    attacks = [str(ATTACKS / folder) for folder in [*CAUGHT, *UNHINTED]]
+    argv = ["evaluate", *attacks, "clb_imdn", "--data", str(data)]
     # Three fixed rounds: the audit draws its calls within them; the sandbox is not what this tests.
     options = _options(root, Path(zoo), "--timeout", "300", "--sandbox", "off")
     options[options.index("--rounds") + 1] = "3"
@@ -66,6 +69,17 @@ def test_each_attack_is_caught(attacked_run, folder: str) -> None:
     assert caught_by in failed, record["integrity"]
     # Work left running also slows the reply under load, so a second check may fail first.
     assert integrity_failure(record).startswith(f"integrity: {failed[0]}: ")
+
+
+@pytest.mark.parametrize("folder", list(UNHINTED))
+def test_no_request_tells_a_worker_which_calls_are_audited(attacked_run, folder: str) -> None:
+    """The attack would cheat on an image once told it was audited; it never is, so it gains nothing."""
+    _, records, root = attacked_run
+    name = UNHINTED[folder]
+    record = records[name]
+    assert record["status"] == "ok" and record["integrity"]["verdict"] == "pass", integrity_failure(record)
+    logs = sorted((root / "out" / "logs").glob(f"{name}*.log"))
+    assert logs and not any("hint:" in log.read_text() for log in logs)
 
 
 def test_a_reply_that_runs_code_when_read_is_refused_unread(attacked_run) -> None:

@@ -133,6 +133,15 @@ class _Watched:
             with self.lock:
                 self.events.append(("end", self.lane.exclusive, self.name, cold))
 
+    def request_keeping_output(self, request, into, doing=""):
+        with self.lock:
+            self.events.append(("start", self.lane.exclusive, self.name, False))
+        try:
+            return self.handle.request_keeping_output(request, into, doing=doing)
+        finally:
+            with self.lock:
+                self.events.append(("end", self.lane.exclusive, self.name, False))
+
     def kill(self) -> None:
         self.handle.kill()
 

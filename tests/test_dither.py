@@ -6,6 +6,7 @@ are turned back into uint8 levels here (x * 255, rounded) and compared with the 
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from harness.runner import messages as msg
+from harness.runner.output_slot import OutputSlot, SlotWriter, slot_values
 from harness.runner.worker import SubmissionWorker
 from harness.timing import PerfCounterTimer
 
@@ -50,7 +52,9 @@ class _Split:
 
 
 def _worker(model: nn.Module, images: list[np.ndarray]) -> SubmissionWorker:
-    worker = SubmissionWorker()
+    slot = OutputSlot(slot_values([image.shape[:2] for image in images], 4))
+    worker = SubmissionWorker(SlotWriter(os.dup(slot.fd)))
+    slot.close()  # the worker's mapping keeps the memory it writes its timed outputs to
     worker.loaded = SimpleNamespace(model=model)  # type: ignore[assignment]
     worker.cell_forward = model
     submission = SimpleNamespace(scale=4, tile=None, tile_overlap=32, input_range=1.0)

@@ -36,7 +36,17 @@ RANK = {part: index for index, layer in enumerate(LAYERS) for part in layer}
 # that orders them; and the package, which builds the run document.
 RUNNER = HARNESS / "runner"
 RUNNER_LAYERS: list[set[str]] = [
-    {"schema", "cache", "dither", "forward", "device_sharing", "sandbox", "shared_data", "cpu_usage"},
+    {
+        "schema",
+        "cache",
+        "dither",
+        "forward",
+        "device_sharing",
+        "sandbox",
+        "shared_data",
+        "cpu_usage",
+        "output_slot",
+    },
     {"scheduling", "fan_out", "progress", "messages", "settings", "audit"},
     {"worker"},
     {"worker_main", "process", "sandboxed"},

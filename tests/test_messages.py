@@ -19,8 +19,7 @@ REPLIES = [
     msg.ComplexityCounted({"params": 715176, "convs": np.int64(43)}),
     msg.TimingReady(),
     msg.WarmedUp(7),
-    msg.ImageTimed(1, 20.25, b"\x01" * 20, 0, (5.0, 5.02)),
-    msg.TimedOutput(np.linspace(0, 1, 12, dtype=np.float32).reshape(1, 3, 2, 2)),
+    msg.ImageTimed(1, 20.25, b"\x01" * 20, 0, (5.0, 5.02), (1, 3, 8, 12)),
     msg.Failed("im0: output is None"),
 ]
 

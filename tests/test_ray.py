@@ -72,6 +72,7 @@ def test_ray_gives_the_numbers_of_a_local_run(tmp_path: Path, data_dir: Path, mo
         assert record["integrity"]["sandbox"] == local["sandbox"]
         checks = {check["name"]: check["verdict"] for check in record["integrity"]["checks"]}
         assert checks.get("idle_work") == "pass", checks  # the actor reads its worker's CPU time
+        assert checks.get("timed_outputs") == "pass", checks  # the actor copies its worker's output slot
     run = load_run(tmp_path / "ray")  # a valid run document for the leaderboard
     assert {r["submission"] for r in run.results} == {*names, "imdn_baseline"}
 

@@ -13,10 +13,12 @@ import itertools
 import random
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
 from harness.protocols import TimingSettings
 from harness.runner import messages as msg
+from harness.runner.audit import TimingAudit
 from harness.runner.dither import derive_seed
 from harness.runner.entries import SubgroupTimings
 from harness.runner.lanes import Lane
@@ -50,6 +52,9 @@ class NullWorkers:
 
     def prepare(self, name: str, doing: str) -> None:
         self.calls.append(("prepare", name, doing))
+
+    def renew(self, name: str) -> None:
+        self.calls.append(("renew", name, None))
 
     def warm_up(self, name: str, request: msg.WarmUp, doing: str) -> int | None:
         if name in self.failed_names:
@@ -148,6 +153,25 @@ def test_fixed_rounds_warm_everyone_up_then_interleave_images_in_each_rounds_shu
     assert [log["timed_ms"] for log in logs] == [44.0] * 3  # (5 + 7 + 10) ms for each of 2 images
 
 
+def test_fresh_workers_replace_every_open_submissions_worker_before_each_round_after_the_first() -> None:
+    names = ["a", "b", "base"]
+    workers = NullWorkers({"a": constant(5.0), "b": constant(7.0), "base": constant(10.0)})
+    _, logs = _run(workers, names, "base", TimingSettings(rounds=3, fresh_workers=True), images=2)
+    orders = [log["order"] for log in logs]
+    expected: list[tuple[str, str]] = [("prepare", name) for name in names]
+    for number, order in enumerate(orders):
+        if number > 0:  # a fresh process, its inputs copied, before the round's warm-up
+            expected += [(kind, name) for name in order for kind in ("renew", "prepare")]
+        expected += [("warm_up", name) for name in order]
+        expected += [("time_image", name) for name in order]
+        expected += [("time_image", name) for name in [*order[1:], order[0]]]
+    assert [(kind, name) for kind, name, _ in workers.calls] == expected
+    # The same rounds without it: no worker is replaced.
+    plain = NullWorkers({"a": constant(5.0), "base": constant(10.0)})
+    _run(plain, ["a", "base"], "base", TimingSettings(rounds=3), images=2)
+    assert not [call for call in plain.calls if call[0] == "renew"]
+
+
 def test_every_call_gets_a_dither_seed_derived_from_the_recorded_round_seed() -> None:
     workers = NullWorkers({"a": constant(5.0), "base": constant(10.0)})
     _, logs = _run(workers, ["a", "base"], "base", TimingSettings(rounds=2), images=2, number=1)
@@ -243,3 +267,85 @@ def test_a_submission_that_fails_stops_being_timed_and_the_others_go_on() -> Non
     assert timings["a"].stop_reason == "decided"
     assert timings["b"].stop_reason is None and timings["b"].looks == []
     assert all("b" not in log["order"] for log in logs[1:])
+
+
+class SeenByWorkers(NullWorkers):
+    """Null workers that also keep outputs: each request a worker receives is written to ``seen``,
+    whether the coordinator keeps that call's output or not (which only ``kept`` records).
+
+    An output is the image's shape filled with a value made from the request's dither seed, and
+    the reply commits to it with its digest, as a worker does.
+    """
+
+    SHAPE = (1, 3, 8, 8)
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__({name: constant(10.0) for name in names})
+        self.seen: list[tuple[str, object]] = []
+        self.kept: list[tuple[str, int, int]] = []
+
+    def prepare(self, name: str, doing: str) -> None:
+        self.seen.append((name, msg.PrepareTiming()))
+
+    def warm_up(self, name: str, request: msg.WarmUp, doing: str) -> int | None:
+        self.seen.append((name, request))
+        return super().warm_up(name, request, doing)
+
+    def _values(self, request: msg.TimeImage) -> np.ndarray:
+        return np.full(self.SHAPE, (request.dither_seed % 251) / 251, np.float32)
+
+    def time_image(self, name: str, request: msg.TimeImage, doing: str) -> msg.ImageTimed | None:
+        self.seen.append((name, request))
+        reply = super().time_image(name, request, doing)
+        assert reply is not None
+        digest = msg.output_digest(self._values(request))
+        return msg.ImageTimed(request.index, reply.milliseconds, digest, 0, None, self.SHAPE)
+
+    def time_keeping_output(
+        self, name: str, request: msg.TimeImage, doing: str
+    ) -> tuple[msg.ImageTimed, np.ndarray | str] | None:
+        reply = self.time_image(name, request, doing)  # what the worker receives: the same request
+        assert reply is not None
+        self.kept.append((name, request.index, request.dither_seed))
+        return reply, self._values(request)
+
+    def reserve_outputs(self, calls) -> None:
+        """Nothing to make room in."""
+
+    def output_pixels(self, name: str, values: np.ndarray, committed: bytes) -> np.ndarray | str:
+        assert msg.output_digest(values) == committed
+        return np.round(values[0].transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
+def test_a_worker_receives_the_same_requests_whichever_calls_the_audit_draws() -> None:
+    names, images, rounds = ["a", "base"], 4, 3
+    timing = TimingSettings(rounds=rounds)
+    streams, draws = [], []
+    for seed in (1, 2):
+        audit = TimingAudit(seed=seed, images=images, min_rounds=rounds, baseline="base")
+        workers = SeenByWorkers(names)
+        time_rounds(
+            workers,
+            Subgroup(lane=LANE.index, number=0, label=LANE.label, names=names, baseline="base"),
+            {name: SubgroupTimings(LANE, 0) for name in names},
+            timing,
+            run_seed=RUN_SEED,
+            images=images,
+            on_round=lambda log: None,
+            progress=lambda name, doing, done, total: None,
+            audit=audit,
+        )
+        # The rounds' requests: each name's prepare, then per round its warm-up and its images.
+        # (The audit's own requests come after every round, when the draws no longer matter.)
+        streams.append(workers.seen[: len(names) * (1 + rounds * (1 + images))])
+        # Each name's call of each image was kept in the round drawn for that image.
+        in_rounds = workers.kept[: len(names) * images]
+        drawn = {
+            (name, image, derive_seed(derive_seed(RUN_SEED, "dither", LANE.index, 0, draw, 0), name, image))
+            for image, draw in audit.audited_round.items()
+            for name in names
+        }
+        assert set(in_rounds) == drawn and len(in_rounds) == len(drawn)
+        draws.append(audit.audited_round)
+    assert draws[0] != draws[1]  # the two runs keep different calls
+    assert streams[0] == streams[1]  # and every worker received exactly the same requests

@@ -201,6 +201,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "; docs/evaluating.md)",
     )
     parser.add_argument(
+        "--fresh-workers",
+        action="store_true",
+        default=None,
+        help="start every timed submission's worker afresh before each round after the first, so a "
+        "process's lasting luck (memory layout, placement) varies between rounds and enters the "
+        "interval (slower: one model load per submission and round; docs/rounds-until-decided.md)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -285,6 +293,7 @@ _TIMING_FLAGS = {
     "max_timing_seconds": "--max-timing-seconds",
     "resolution": "--resolution",
     "clock": "--clock",
+    "fresh_workers": "--fresh-workers",
     "ratio_limit": "the protocol's runtime limit",
 }
 
@@ -309,6 +318,7 @@ def _timing_settings(
         "ratio_limit": ratio_limit,
         "resolution": args.resolution,
         "clock": args.clock,
+        "fresh_workers": args.fresh_workers,
     }
     try:
         timing = protocol.timing.overridden(**changes)

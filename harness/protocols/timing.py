@@ -30,6 +30,7 @@ OVERRIDABLE = (
     "ratio_limit",
     "resolution",
     "clock",
+    "fresh_workers",
 )
 
 #: The fields a protocol file states; the others belong to a run (rounds until decided).
@@ -56,6 +57,7 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("ratio_limit", lambda v: v is None or v > 0, "positive"),
     ("resolution", lambda v: 0 < v < 1, "between 0 and 1"),
     ("clock", lambda v: v in ("wall", "cpu"), "wall or cpu"),
+    ("fresh_workers", lambda v: isinstance(v, bool), "true or false"),
 )
 
 
@@ -90,6 +92,10 @@ class TimingSettings:
     # What the latencies are read on, set by a run: wall (the protocol's clocks) or cpu (the CPU
     # time a CPU run's forward pass consumed, harness.timing.ProcessCpuTimer; never the protocol's).
     clock: Literal["wall", "cpu"] = "wall"
+    # Set by a run: every timed submission's worker is started afresh before each round after the
+    # first, so that what a process keeps for its life (memory layout, placement) varies between
+    # rounds and widens the interval instead of biasing the ratio (harness.runner.timing_loop).
+    fresh_workers: bool = False
 
     def __post_init__(self) -> None:
         for field, valid, expected in _RANGES:

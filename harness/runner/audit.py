@@ -3,8 +3,9 @@
 The round loop tells a :class:`TimingAudit` about every timed call as it sees it from outside the
 worker: the latency the worker reported and the coordinator's own clock around the request. For the
 calls it drew (one per image, in a round every submission takes part in; drawn from the run's seed
-and never told to the worker) it also keeps the output, fetched after the reply and checked against
-the digest the reply committed to. After the rounds it asks for two kinds of extra requests, both
+and never told to the worker) it also keeps the output, copied out of the worker's output slot
+(:mod:`harness.runner.output_slot`) right after the reply, where every timed call leaves its output,
+and checked against the digest the reply committed to. After the rounds it asks for two kinds of extra requests, both
 plain timed requests to the worker:
 
 * a re-run of each audited call (the same image and dither seed): its output must equal the timed

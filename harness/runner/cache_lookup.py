@@ -13,11 +13,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.protocols import TimingSettings
 from harness.runner.cache import ResultCache, cache_key
 from harness.runner.entries import AccuracyState, Entry
 from harness.runner.settings import RunConfig
 from harness.submissions import model_source_digest
 from harness.timing import fingerprint_id
+
+# Settings whose default adds no key to a cache key: results cached before the setting existed
+# were taken with that default and still count.
+_KEYLESS_DEFAULTS = {"clock": "wall", "fresh_workers": False}
+
+
+def timing_identity(timing: TimingSettings) -> dict[str, Any]:
+    """What of the timing settings a cache key hashes: all but the worker's time limit (it decides
+    whether a result comes, not what it is) and the settings at their keyless defaults."""
+    return {
+        key: value
+        for key, value in timing.as_dict().items()
+        if key != "timeout_seconds" and not (key in _KEYLESS_DEFAULTS and value == _KEYLESS_DEFAULTS[key])
+    }
 
 
 @dataclass(frozen=True)
@@ -45,12 +60,7 @@ class CacheLookup:
             "protocol": self.config.protocol_name,
             "protocol_version": self.config.protocol_version,
             "devices": sorted({fingerprint_id(fingerprint) for fingerprint in self.fingerprints}),
-            "timing": {
-                key: value
-                for key, value in self.config.timing.as_dict().items()
-                # The wall clock adds no key, so results cached before --clock existed still count.
-                if key != "timeout_seconds" and not (key == "clock" and value == "wall")
-            },
+            "timing": timing_identity(self.config.timing),
             "threads": self.threads,
             "harness": self.harness,
             # Only another cell adds a key, so fp32 results cached before cells existed still count.

@@ -8,24 +8,29 @@ the coordinator's own, no time limit holds, and every lane's worker shares this 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from harness.runner import messages as msg
-from harness.runner.lanes import Lane, local_lanes
+from harness.runner.lanes import Lane, local_lanes, output_slot_values
+from harness.runner.output_slot import OutputSlot, SlotWriter
 from harness.runner.worker import SubmissionWorker
 from harness.timing import device_fingerprint, nvml_snapshot
 
 
 class InProcessWorker:
-    """One submission's worker, answering requests in the caller's thread."""
+    """One submission's worker, answering requests in the caller's thread; its output slot holds
+    ``slot_values`` float32, as a worker process's does."""
 
-    def __init__(self) -> None:
+    def __init__(self, slot_values: int) -> None:
         self.retries: list[str] = []  # never restarted
-        self._worker: SubmissionWorker | None = SubmissionWorker()
+        self.slot = OutputSlot(slot_values)
+        self._worker: SubmissionWorker | None = SubmissionWorker(SlotWriter(os.dup(self.slot.fd)))
 
     def request(
         self,
@@ -42,14 +47,21 @@ class InProcessWorker:
                 on_progress(reply)
         return msg.Failed(f"worker: no reply to {type(request).__name__}")
 
+    def request_keeping_output(
+        self, request: msg.TimeImage, into: np.ndarray, doing: str = ""
+    ) -> tuple[msg.Reply, np.ndarray | str | None]:
+        reply = self.request(request, doing=doing)
+        return reply, (self.slot.copy(into) if isinstance(reply, msg.ImageTimed) else None)
+
     def cpu_seconds(self) -> float | None:
         return None  # the coordinator's own process: nothing to tell the worker's share by
 
     def kill(self) -> None:
         self._worker = None  # its model and inputs go with it
+        self.slot.close()
 
     def close(self) -> None:
-        self._worker = None
+        self.kill()
 
 
 class InProcessExecutor:
@@ -61,7 +73,7 @@ class InProcessExecutor:
     def start(
         self, lane: Lane, name: str, load: msg.Load, log_path: Path, budget_s: float
     ) -> InProcessWorker:
-        return InProcessWorker()
+        return InProcessWorker(output_slot_values(load))
 
     def fingerprint(self, lane: Lane, threads: int) -> dict[str, Any]:
         return {**device_fingerprint(lane.device), "num_threads": threads}

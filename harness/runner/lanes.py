@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from harness.runner import messages as msg
+from harness.runner.output_slot import slot_values
 from harness.runner.process import WorkerProcess
 from harness.runner.sandbox import OFF, Sandbox
 from harness.runner.sandboxed import SandboxedWorkerProcess
@@ -57,6 +59,15 @@ class WorkerHandle(Protocol):
         on_progress: Callable[[msg.ImageOutput], Any] | None = None,
         doing: str = "",
     ) -> msg.Reply: ...
+
+    def request_keeping_output(
+        self, request: msg.TimeImage, into: np.ndarray, doing: str = ""
+    ) -> tuple[msg.Reply, np.ndarray | str | None]:
+        """A timed request whose output the coordinator keeps: the reply, and ``into`` (a flat
+        float32 array) filled with the first values of the worker's output slot before any other
+        request reaches the worker (a reason when the slot cannot give them; None when the reply
+        is not ImageTimed). The worker is sent exactly what :meth:`request` sends it."""
+        ...
 
     def kill(self) -> None: ...
 
@@ -101,6 +112,11 @@ def local_lanes(devices: Sequence[torch.device]) -> list[Lane]:
     ]
 
 
+def output_slot_values(load: msg.Load) -> int:
+    """The size of a worker's output slot: the largest output of its split, in float32 values."""
+    return slot_values(load.split.lr_sizes(), load.submission.scale)
+
+
 class LocalExecutor:
     """One lane per device of this machine; each worker is a process forked for it, or, with an
     enabled ``sandbox``, a fresh interpreter under ``bwrap`` that reads the run's images from a
@@ -112,14 +128,15 @@ class LocalExecutor:
         self.lanes = local_lanes(devices)
 
     def start(self, lane: Lane, name: str, load: msg.Load, log_path: Path, budget_s: float) -> WorkerHandle:
+        values = output_slot_values(load)
         if not self.sandbox.enabled:
-            return WorkerProcess(name, log_path, budget_s)
+            return WorkerProcess(name, log_path, budget_s, values)
         assert self.sandbox.bwrap is not None
         if load.split.folder not in self._shared:
             self._shared[load.split.folder] = copy_to_shared_memory(load.split)
         split = self._shared[load.split.folder]
         return SandboxedWorkerProcess(
-            name, log_path, budget_s, bwrap=self.sandbox.bwrap, load=load, split=split
+            name, log_path, budget_s, bwrap=self.sandbox.bwrap, load=load, split=split, slot_values=values
         )
 
     def fingerprint(self, lane: Lane, threads: int) -> dict[str, Any]:

@@ -109,16 +109,11 @@ class TimeImage:
 
 
 @dataclass(frozen=True)
-class SendOutput:
-    """Send the output of the last timed call, as committed to by its :class:`ImageTimed` digest."""
-
-
-@dataclass(frozen=True)
 class Shutdown:
     """Exit the worker."""
 
 
-Request = Load | Accuracy | CountComplexity | PrepareTiming | WarmUp | TimeImage | SendOutput | Shutdown
+Request = Load | Accuracy | CountComplexity | PrepareTiming | WarmUp | TimeImage | Shutdown
 
 
 # ---------------------------------------------------------------- replies
@@ -166,25 +161,20 @@ class WarmedUp:
 
 @dataclass(frozen=True)
 class ImageTimed:
-    """Image ``index`` timed: the median of its repeats' latencies, in ms; the last repeat's output as
-    ``digest`` of the last repeat's output (:func:`output_digest`, made after the timed span), which
-    binds the worker to that output should the coordinator ask for it (:class:`SendOutput`); Python
-    threads the calls left running; ``span``, the worker's ``time.perf_counter`` (seconds) before the
-    first repeat and after the last, which on the coordinator's host must lie inside its own window
-    around the request (:func:`harness.integrity.clock_check`)."""
+    """Image ``index`` timed: the median of its repeats' latencies, in ms; the ``digest`` of the last
+    repeat's output (:func:`output_digest`, made after the timed span) and its ``shape``: the worker
+    wrote that output to its output slot (:mod:`harness.runner.output_slot`), and the digest binds
+    it there should the coordinator read it; Python threads the calls left running; ``span``, the
+    worker's ``time.perf_counter`` (seconds) before the first repeat and after the last, which on
+    the coordinator's host must lie inside its own window around the request
+    (:func:`harness.integrity.clock_check`)."""
 
     index: int
     milliseconds: float
     digest: bytes = b""
     threads_left: int = 0
     span: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True)
-class TimedOutput:
-    """The last timed call's output as float32 1x3xHxW values, for the coordinator's audit."""
-
-    values: np.ndarray
+    shape: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,24 +184,14 @@ class Failed:
     reason: str
 
 
-Reply = (
-    Loaded
-    | ImageOutput
-    | AccuracyDone
-    | ComplexityCounted
-    | TimingReady
-    | WarmedUp
-    | ImageTimed
-    | TimedOutput
-    | Failed
-)
+Reply = Loaded | ImageOutput | AccuracyDone | ComplexityCounted | TimingReady | WarmedUp | ImageTimed | Failed
 
 
 def output_digest(values: np.ndarray) -> bytes:
     """The BLAKE3 digest of a float32 output (its shape, then its bytes): the worker's commitment.
 
     The worker commits to every timed output (after its timed span, inside the round) and the
-    coordinator checks the values :class:`SendOutput` returns against it with this same function,
+    coordinator checks the values it copies out of the output slot against it with this same function,
     so the digest must bind the whole output, be infeasible to forge for a worker that chooses the
     data (a cryptographic hash, not a checksum), and cost little: it is paid after every timed call.
     ``benchmarks/output_commitment.py`` on the purity benchmark's six outputs (1.6-10.5 MB of

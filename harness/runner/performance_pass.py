@@ -11,8 +11,9 @@ complexity.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from harness.runner.dither import derive_seed
 from harness.runner.entries import AccuracyState, Entry, SubgroupTimings
 from harness.runner.fan_out import on_threads
 from harness.runner.lanes import Lane
+from harness.runner.output_slot import output_shape
 from harness.runner.progress import Progress
 from harness.runner.scorer import scoring_device
 from harness.runner.timing_loop import Subgroup, time_rounds
@@ -172,9 +174,29 @@ class LaneWorkers:
         self.pool = pool
         self.lane = lane
         self.by_name = by_name
+        split = pool.split
+        assert split is not None
+        self.lr_sizes = split.lr_sizes()
+        # Float32 buffers for kept outputs, by length, each touched once: on a virtual machine the
+        # first touch of 10 MB took 28 ms, which must not fall between two timed calls.
+        self.spare: dict[int, list[np.ndarray]] = defaultdict(list)
+
+    def _output_shape(self, name: str, image: int) -> tuple[int, int, int, int]:
+        return output_shape(self.lr_sizes[image], self.by_name[name].submission.scale)
+
+    def reserve_outputs(self, calls: Sequence[tuple[str, int]]) -> None:
+        lengths = Counter(math.prod(self._output_shape(name, image)) for name, image in calls)
+        for length, count in lengths.items():
+            while len(self.spare[length]) < count:
+                buffer = np.empty(length, np.float32)
+                buffer.fill(0.0)  # touched now, outside the round
+                self.spare[length].append(buffer)
 
     def prepare(self, name: str, doing: str) -> None:
         self.pool.ask(self.by_name[name], self.lane, msg.PrepareTiming(), doing)
+
+    def renew(self, name: str) -> None:
+        self.pool.renew(self.by_name[name], self.lane)
 
     def warm_up(self, name: str, request: msg.WarmUp, doing: str) -> int | None:
         reply = self.pool.ask(self.by_name[name], self.lane, request, doing)
@@ -184,19 +206,30 @@ class LaneWorkers:
         reply = self.pool.ask(self.by_name[name], self.lane, request, doing)
         return reply if isinstance(reply, msg.ImageTimed) else None
 
-    def fetch_output(self, name: str, doing: str) -> np.ndarray | str | None:
-        reply = self.pool.ask(self.by_name[name], self.lane, msg.SendOutput(), doing)
-        if reply is None:
+    def time_keeping_output(
+        self, name: str, request: msg.TimeImage, doing: str
+    ) -> tuple[msg.ImageTimed, np.ndarray | str] | None:
+        entry = self.by_name[name]
+        expected = self._output_shape(name, request.index)
+        length = math.prod(expected)
+        into = self.spare[length].pop() if self.spare[length] else np.empty(length, np.float32)
+        answered = self.pool.ask_keeping_output(entry, self.lane, request, into, doing)
+        if answered is None or not isinstance(answered[0], msg.ImageTimed):
             return None
-        values = reply.values if isinstance(reply, msg.TimedOutput) else None
-        if type(values) is not np.ndarray or values.dtype != np.float32 or values.ndim != 4:
-            return f"the worker sent a {type(reply).__name__} instead of its last output's float32 values"
-        return values
+        reply, kept = answered
+        if not (isinstance(reply.shape, tuple) and reply.shape == expected):  # the worker's own words
+            return reply, f"its timed reply says the output is {reply.shape!r}, expected {expected}"
+        if kept is None or isinstance(kept, str):
+            return reply, kept or "the worker's output slot could not be read"
+        return reply, kept.reshape(expected)
 
     def output_pixels(self, name: str, values: np.ndarray, committed: bytes) -> np.ndarray | str:
-        if msg.output_digest(values) != committed:
-            return "the output it sent differs from the one its timed reply committed to"
-        return sr_pixels(torch.from_numpy(values), self.by_name[name].submission.input_range)
+        try:
+            if not isinstance(committed, bytes) or msg.output_digest(values) != committed:
+                return "the output in its slot differs from the one its timed reply committed to"
+            return sr_pixels(torch.from_numpy(values), self.by_name[name].submission.input_range)
+        finally:  # its buffer serves the next round's kept outputs
+            self.spare[values.size].append(values.reshape(-1))
 
     def failed(self, name: str) -> bool:
         return not self.by_name[name].ok

@@ -5,7 +5,8 @@ Linux; elsewhere each is spawned): each worker is a clean process whose imports,
 CUDA context are its own, and starting one takes a fork rather than a fresh interpreter. When a
 worker dies (a signal, ``sys.exit``, ``os._exit``, the out-of-memory killer) or overruns its
 budget, the request fails with :class:`WorkerLost`, whose message names the signal or exit code
-and quotes the last line the process wrote to its log.
+and quotes the last line the process wrote to its log. Each worker is started with its output slot
+(:mod:`harness.runner.output_slot`), which the process's handle owns and closes with it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import multiprocessing
 import signal
 import time
 from functools import lru_cache
+from multiprocessing import reduction
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.runner import messages as msg
 from harness.runner.cpu_usage import tree_cpu_seconds
+from harness.runner.output_slot import OutputSlot
 from harness.runner.worker import log_tail, serve
 
 _SHUTDOWN_GRACE_S = 10.0
@@ -51,17 +56,40 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-class WorkerProcess:
-    """One submission's worker process; requests may take at most ``budget_s`` seconds in all."""
+class _Inherited:
+    """A descriptor that a process started by :mod:`multiprocessing` inherits: unpickled there, it
+    is the child's own number for it (passed as the pipe's ends are)."""
 
-    def __init__(self, name: str, log_path: Path, budget_s: float) -> None:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return _detach, (reduction.DupFd(self.fd),)
+
+
+def _detach(duplicate: Any) -> int:
+    return duplicate.detach()
+
+
+class WorkerProcess:
+    """One submission's worker process; requests may take at most ``budget_s`` seconds in all.
+
+    ``slot_values``: the size, in float32 values, of its output slot (the split's largest output).
+    """
+
+    def __init__(self, name: str, log_path: Path, budget_s: float, slot_values: int) -> None:
         self.name = name
         self.log_path = log_path
         self.budget_s = budget_s
         self.remaining_s = budget_s
         self.retries: list[str] = []  # a local worker is never restarted
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection, self._process = self._start()
+        self.slot = OutputSlot(slot_values)
+        try:
+            self._connection, self._process = self._start()
+        except BaseException:
+            self.slot.close()
+            raise
 
     def _start(self) -> tuple[Any, Any]:
         """Start the process; its connection and a handle with ``sentinel``, ``exitcode``,
@@ -69,7 +97,10 @@ class WorkerProcess:
         context = _context()
         connection, child = context.Pipe()
         process = context.Process(
-            target=serve, args=(child, str(self.log_path)), name=f"esr-worker:{self.name}", daemon=False
+            target=serve,
+            args=(child, str(self.log_path), _Inherited(self.slot.fd)),
+            name=f"esr-worker:{self.name}",
+            daemon=False,
         )
         process.start()
         child.close()
@@ -115,13 +146,23 @@ class WorkerProcess:
             self.kill()
             raise self._lost(f"timed out (no result within the {self.budget_s:g} s limit)", doing)
 
+    def request_keeping_output(
+        self, request: msg.TimeImage, into: np.ndarray, doing: str = ""
+    ) -> tuple[msg.Reply, np.ndarray | str | None]:
+        """``request``, and ``into`` filled from the output slot as soon as its reply is read (None
+        when the reply is not :class:`~harness.runner.messages.ImageTimed`)."""
+        reply = self.request(request, doing=doing)
+        return reply, (self.slot.copy(into) if isinstance(reply, msg.ImageTimed) else None)
+
     def cpu_seconds(self) -> float | None:
         return tree_cpu_seconds(self._process.pid)
 
     def kill(self) -> None:
+        """End the process now; its output slot is closed with it."""
         if self._process.is_alive():
             self._process.kill()
         self._process.join(5.0)
+        self.slot.close()
 
     def close(self) -> None:
         """Ask the worker to exit; kill it if it does not within a grace period."""

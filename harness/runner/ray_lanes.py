@@ -6,7 +6,8 @@ actors of one lane share the bundle's GPU (a small fraction each), so a submissi
 it is compared with are timed on the same device. The actor holds no submission code: it is a
 :class:`~harness.runner.lanes.LocalExecutor` of one lane on its node, which starts the worker as a
 local run does (under ``bwrap`` when the run's sandbox is enabled, reading its own copy of the LR
-images in the node's shared memory), relays the requests to it, and ends it when the actor is
+images in the node's shared memory, writing its timed outputs to an output slot the actor made:
+:mod:`harness.runner.output_slot`), relays the requests to it, and ends it when the actor is
 closed or killed (``bwrap --die-with-parent``; a forked worker follows its parent). A worker that
 dies or overruns its budget is reported as a local one is, with the same reason.
 
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from harness.errors import HarnessError
@@ -96,18 +98,31 @@ class _RayWorker:
         ray = _ray()
         return {"incarnation": self.incarnation, "pid": os.getpid(), "node": ray.util.get_node_ip_address()}
 
-    def load_reply(self) -> tuple[list[msg.Reply], str | None, dict[str, Any]]:
-        return ([self.loaded] if self.loaded is not None else []), self.lost, self.identity()
+    def load_reply(self) -> tuple[list[msg.Reply], str | None, None, dict[str, Any]]:
+        return ([self.loaded] if self.loaded is not None else []), self.lost, None, self.identity()
 
-    def handle(self, request: msg.Request, doing: str) -> tuple[list[msg.Reply], str | None, dict[str, Any]]:
-        """The worker's replies to ``request`` (streamed ones first); the reason once it is lost."""
+    def handle(
+        self, request: msg.Request, doing: str, keep_values: int = 0
+    ) -> tuple[list[msg.Reply], str | None, np.ndarray | str | None, dict[str, Any]]:
+        """The worker's replies to ``request`` (streamed ones first); the reason once it is lost.
+
+        With ``keep_values`` (a timed request whose output the coordinator keeps), also a copy of
+        that many float32 values of the worker's output slot, taken here, on the slot's node,
+        right after the reply: the flag stays with the actor, the worker is sent ``request`` alone.
+        """
         replies: list[msg.Reply] = []
+        kept = None
         if self.worker is not None:
             try:
-                replies.append(self.worker.request(request, on_progress=replies.append, doing=doing))
+                if keep_values and isinstance(request, msg.TimeImage):
+                    into = np.empty(keep_values, np.float32)
+                    reply, kept = self.worker.request_keeping_output(request, into, doing=doing)
+                    replies.append(reply)
+                else:
+                    replies.append(self.worker.request(request, on_progress=replies.append, doing=doing))
             except WorkerLost as lost:
                 self._lose(str(lost))
-        return replies, self.lost, self.identity()
+        return replies, self.lost, kept, self.identity()
 
     def cpu_seconds(self) -> tuple[float | None, str]:
         """The CPU time of the worker's processes, read from ``/proc`` on the actor's node, and
@@ -149,11 +164,13 @@ class RayWorkerHandle:
         self.identity: dict[str, Any] | None = None
         self._cpu_read_by: str | None = None  # the incarnation of the actor that read it last
 
-    def _call(self, reference: Any, doing: str) -> tuple[list[msg.Reply], str | None]:
+    def _call(
+        self, reference: Any, doing: str
+    ) -> tuple[list[msg.Reply], str | None, np.ndarray | str | None]:
         ray = _ray()
         started = time.monotonic()
         try:
-            replies, lost, identity = ray.get(reference, timeout=max(self.remaining_s, 0.001))
+            replies, lost, kept, identity = ray.get(reference, timeout=max(self.remaining_s, 0.001))
         except ray.exceptions.GetTimeoutError:
             self.kill()
             raise WorkerLost(
@@ -171,7 +188,7 @@ class RayWorkerHandle:
                 f"was lost; Ray restarted it (pid {identity['pid']} on {identity['node']}) and ran the request again"
             )
         self.identity = identity
-        return replies, lost
+        return replies, lost, kept
 
     def request(
         self,
@@ -181,15 +198,29 @@ class RayWorkerHandle:
     ) -> msg.Reply:
         doing = doing or type(request).__name__
         if isinstance(request, msg.Load):  # the actor loaded its model when it was built
-            replies, lost = self._call(self.actor.load_reply.remote(), doing)
+            replies, lost, _ = self._call(self.actor.load_reply.remote(), doing)
         else:
-            replies, lost = self._call(self.actor.handle.remote(request, doing), doing)
+            replies, lost, _ = self._call(self.actor.handle.remote(request, doing), doing)
         for reply in replies if lost is not None else replies[:-1]:
             if isinstance(reply, msg.ImageOutput) and on_progress is not None:
                 on_progress(reply)
         if lost is not None:
             raise WorkerLost(lost)
         return replies[-1]
+
+    def request_keeping_output(
+        self, request: msg.TimeImage, into: np.ndarray, doing: str = ""
+    ) -> tuple[msg.Reply, np.ndarray | str | None]:
+        """As a local worker's: the actor copies its worker's slot after the reply and sends the
+        values back with it (in the same call, so a restarted actor re-runs both together)."""
+        doing = doing or type(request).__name__
+        replies, lost, kept = self._call(self.actor.handle.remote(request, doing, into.size), doing)
+        if lost is not None:
+            raise WorkerLost(lost)
+        if isinstance(kept, np.ndarray):
+            np.copyto(into, kept)
+            kept = into
+        return replies[-1], kept
 
     def cpu_seconds(self) -> float | None:
         """The worker's CPU time, read by its actor (outside the worker) on its node; None when

@@ -3,7 +3,8 @@
 It speaks the requests of :mod:`harness.runner.messages` like any local worker
 (:class:`~harness.runner.process.WorkerProcess`: the same time budget and death reports), but is
 started by ``bwrap`` (:mod:`harness.runner.sandbox`) running :mod:`harness.runner.worker_main`,
-with its end of a ``socketpair`` kept open across the exec. Its sandbox holds the submission's
+with its end of a ``socketpair`` and its output slot (:mod:`harness.runner.output_slot`) kept open
+across the exec, as descriptors: the slot has no path in the sandbox. Its sandbox holds the submission's
 folder, its weights file and the run's LR images in shared memory (no HR file), read-only; the :class:`Load` it
 is sent names that shared copy, never the decoded-image cache.
 """
@@ -90,16 +91,17 @@ class SandboxedWorkerProcess(WorkerProcess):
         bwrap: str,
         load: msg.Load,
         split: SharedSplit,
+        slot_values: int,
     ) -> None:
         self._bwrap = bwrap
         self._load = load
         self._split = split
-        super().__init__(name, log_path, budget_s)
+        super().__init__(name, log_path, budget_s, slot_values)
 
     def _start(self) -> tuple[Any, Any]:
         load = self._load
         ours, theirs = socket.socketpair()
-        argv = [sys.executable, "-m", "harness.runner.worker_main", str(theirs.fileno())]
+        argv = [sys.executable, "-m", "harness.runner.worker_main", str(theirs.fileno()), str(self.slot.fd)]
         line = sandbox.command(
             self._bwrap,
             read_only=[*_submission_paths(load), self._split.folder],
@@ -108,7 +110,11 @@ class SandboxedWorkerProcess(WorkerProcess):
         )
         with open(self.log_path, "ab") as log:
             popen = subprocess.Popen(
-                line, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(theirs.fileno(),)
+                line,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=(theirs.fileno(), self.slot.fd),
             )
         theirs.close()
         connection, process = Connection(ours.detach()), _Sandboxed(popen)

@@ -227,6 +227,7 @@ class TimingRecord(TypedDict):
     ratio_limit: NotRequired[float | None]  # what auto decides runtime ratios against; null: none
     resolution: NotRequired[float]  # auto stops when the interval is this narrow (±); runs since auto
     clock: NotRequired[str]  # wall (the protocol's clocks) or cpu (CPU time); runs since --clock
+    fresh_workers: NotRequired[bool]  # a fresh worker for each round; runs since --fresh-workers
     timeout_seconds: NotRequired[float]  # time limit of one worker; written by every run
     statistic: NotRequired[str]  # runtime figure the constraints compare; written by every run
     threads: NotRequired[int]  # torch threads of each worker; written by every run

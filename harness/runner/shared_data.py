@@ -64,6 +64,12 @@ class SharedSplit:
     def lr(self, index: int) -> np.ndarray:
         return _map(self.images[index].lr)
 
+    def lr_sizes(self) -> list[tuple[int, int]]:
+        """Each LR image's (height, width), in order (read from the files' headers)."""
+        return [
+            (int(shape[0]), int(shape[1])) for shape in (self.lr(index).shape for index in range(len(self)))
+        ]
+
     def hr(self, index: int) -> np.ndarray | None:
         path = self.images[index].hr
         return None if path is None else _map(path)

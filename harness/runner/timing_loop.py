@@ -47,6 +47,10 @@ class TimedWorkers(Protocol):
         """Put every input on the device (again, after a restart)."""
         ...
 
+    def renew(self, name: str) -> None:
+        """End the submission's worker and start a fresh one (``--fresh-workers``); not a restart."""
+        ...
+
     def warm_up(self, name: str, request: msg.WarmUp, doing: str) -> int | None:
         """The forward passes the warm-up took; None when the submission failed."""
         ...
@@ -56,14 +60,22 @@ class TimedWorkers(Protocol):
         when the submission failed."""
         ...
 
-    def fetch_output(self, name: str, doing: str) -> np.ndarray | str | None:
-        """The last timed call's output as the worker sends it (float32 values); a one-line reason
-        when it sent something else; None when the submission failed."""
+    def time_keeping_output(
+        self, name: str, request: msg.TimeImage, doing: str
+    ) -> tuple[msg.ImageTimed, np.ndarray | str] | None:
+        """As :meth:`time_image` (the worker is sent the same request), and the output the worker
+        left in its output slot, copied before its next request: float32 values of the expected
+        shape, or a one-line reason why they are not there; None when the submission failed."""
+        ...
+
+    def reserve_outputs(self, calls: Sequence[tuple[str, int]]) -> None:
+        """Before a round: make room for the outputs of these (name, image) calls, which the round
+        will keep, so that their copies inside the round write memory already in place."""
         ...
 
     def output_pixels(self, name: str, values: np.ndarray, committed: bytes) -> np.ndarray | str:
-        """Fetched ``values`` as uint8 pixels once they match the digest the timed reply committed
-        to; a one-line reason when they do not."""
+        """Kept ``values`` as uint8 pixels once they match the digest the timed reply committed
+        to; a one-line reason when they do not. The values are not used after this."""
         ...
 
     def failed(self, name: str) -> bool: ...
@@ -124,6 +136,10 @@ def time_rounds(
     orders = round_orders(subgroup.names, timing.rounds or timing.max_rounds, seed)
     for round_index, every_order in enumerate(orders):
         order = [name for name in every_order if name in open_names]
+        if timing.fresh_workers and round_index > 0:
+            for name in order:
+                workers.renew(name)
+                workers.prepare(name, f"the copy of the inputs to {subgroup.label}")
         restarts_before = {name: workers.restarts(name) for name in subgroup.names}
         rounds_before = {name: len(timings[name].latencies) for name in subgroup.names}
         log = _time_round(
@@ -186,16 +202,19 @@ def audit_requests(
     answer the identical ones at once).
 
     These are ordinary timed requests; the worker cannot tell them from the rounds' but by their
-    seeds, and answering them from a cache is what the repeated round looks for.
+    seeds (a re-run repeats a drawn call's seed: the draws are known to the worker from here on,
+    once every timed round is over), and answering them from a cache is what the repeated round
+    looks for.
     """
     for name in subgroup.names:
         if workers.failed(name):
             continue
         for image, seed in audit.reruns(name):
-            reply = workers.time_image(name, msg.TimeImage(image, timing.repeats, seed), "the output audit")
-            fetched = workers.fetch_output(name, "the output audit") if reply else None
-            if fetched is not None:
-                audit.rerun_output(name, image, _pixels(workers, name, fetched, reply.digest))
+            request = msg.TimeImage(image, timing.repeats, seed)
+            answered = workers.time_keeping_output(name, request, "the output audit")
+            if answered is not None:
+                reply, kept = answered
+                audit.rerun_output(name, image, _pixels(workers, name, kept, reply.digest))
         image, seed = audit.repeated_request()
         identical = msg.TimeImage(image, 1, seed)
         doing = "the repeated-input audit"
@@ -281,6 +300,11 @@ def _time_round(
     """One round: everyone in ``order`` warms up, then they take turns image by image; its log."""
     rounds = timing.rounds or timing.max_rounds
     dither_seed = derive_seed(run_seed, "dither", *subgroup.key, round_index, attempt)
+    if audit is not None:
+        kept_calls = [
+            (name, index) for index in range(images) for name in order if audit.keeps(round_index, index)
+        ]
+        workers.reserve_outputs(kept_calls)
     for name in order:
         warmup = msg.WarmUp(
             timing.warmup_seconds,
@@ -299,9 +323,17 @@ def _time_round(
         for name in turn_order(order, index):
             doing = f"timing round {round_index + 1} at image {index + 1}/{images}"
             request = msg.TimeImage(index, timing.repeats, derive_seed(dither_seed, name, index))
+            keep = audit is not None and audit.keeps(round_index, index)
             cpu_before = workers.cpu_seconds(name) if audit is not None else None  # for the audit only
             sent = clock()
-            reply = workers.time_image(name, request, doing)
+            # A drawn call's output is copied out of the slot with its reply (inside this window);
+            # the worker is sent the same request either way.
+            kept: np.ndarray | str | None = None
+            if keep:
+                answered_with = workers.time_keeping_output(name, request, doing)
+                reply, kept = answered_with if answered_with is not None else (None, None)
+            else:
+                reply = workers.time_image(name, request, doing)
             answered = clock()
             observed_ms = (answered - sent) * 1000.0  # the coordinator's clock, outside the worker
             cpu_after = workers.cpu_seconds(name) if audit is not None else None
@@ -310,10 +342,8 @@ def _time_round(
                 timings[name].latencies[-1].append(milliseconds)
                 timed_ms += milliseconds
                 if audit is not None:
-                    if audit.keeps(round_index, index):
-                        fetched = workers.fetch_output(name, "the output audit")
-                        if fetched is not None:
-                            drawn.append((name, index, request.dither_seed, fetched, reply.digest))
+                    if kept is not None:
+                        drawn.append((name, index, request.dither_seed, kept, reply.digest))
                     audit.observe(
                         name,
                         round_index=round_index,
@@ -330,10 +360,10 @@ def _time_round(
                 progress(name, f"timing round {round_index + 1}/{rounds}", done, rounds * images)
     wall_ms = (clock() - started) * 1000.0
     # Checked and quantised once the round's timed calls are over, so that between two of them
-    # only the transfer of a drawn output happens (the digest binds it meanwhile).
+    # only the copy of a drawn output out of its slot happens (the digest binds it meanwhile).
     if audit is not None:
-        for name, index, seed, fetched, digest in drawn:
-            audit.keep_output(name, round_index, index, seed, _pixels(workers, name, fetched, digest))
+        for name, index, seed, values, digest in drawn:
+            audit.keep_output(name, round_index, index, seed, _pixels(workers, name, values, digest))
     log = {
         "lane": subgroup.label,
         "order": list(order),
@@ -344,8 +374,6 @@ def _time_round(
     return log if subgroup.number == 0 else {**log, "subgroup": subgroup.number}
 
 
-def _pixels(
-    workers: TimedWorkers, name: str, fetched: np.ndarray | str, committed: bytes
-) -> np.ndarray | str:
-    """A fetched output as uint8 pixels, or the reason it cannot stand for the timed call's."""
-    return fetched if isinstance(fetched, str) else workers.output_pixels(name, fetched, committed)
+def _pixels(workers: TimedWorkers, name: str, kept: np.ndarray | str, committed: bytes) -> np.ndarray | str:
+    """A kept output as uint8 pixels, or the reason it cannot stand for the timed call's."""
+    return kept if isinstance(kept, str) else workers.output_pixels(name, kept, committed)

@@ -16,7 +16,8 @@ submission cannot change what the next one sees or how it is timed, and a crash 
   warm-up each input size other than image 0's gets one untimed forward pass; then the worker does
   nothing but forward passes when told, each on a freshly dithered input (:mod:`harness.runner.dither`,
   from the seed the request carries) made outside the timed span: no call repeats an input, and
-  there is no decoding, no metrics, no writes.
+  there is no decoding, no metrics, no writes but one: after the timed span, each timed output
+  goes to the worker's output slot (:mod:`harness.runner.output_slot`), which its reply commits to.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from harness.metrics import sr_pixels, to_tensor
 from harness.runner import messages as msg
 from harness.runner.dither import derive_seed, device_pixels, dithered
 from harness.runner.forward import forward
+from harness.runner.output_slot import SlotWriter
 from harness.submissions import LoadedModel, load_resolved
 from harness.submissions.building import summarise_exception
 from harness.submissions.placement import CudaOnCpu
@@ -133,14 +135,14 @@ def make_current(device: torch.device) -> None:
 class SubmissionWorker:
     """The state of one worker: the loaded model, the shared data and the device inputs."""
 
-    def __init__(self) -> None:
+    def __init__(self, slot: SlotWriter | None = None) -> None:
+        self.slot = slot  # where each timed call's output leaves (harness.runner.output_slot)
         self.loaded: LoadedModel | None = None
         self.request: msg.Load | None = None
         self.cell_forward: Forward | None = None
         self.device = torch.device("cpu")
         self.timer: Timer | None = None
         self.inputs: list[torch.Tensor] = []
-        self.last_output: np.ndarray | None = None  # the last timed call's, until the next one
         self.sizes_primed = False  # one untimed forward pass per input size, before the first round
         self.cuda_on_cpu = CudaOnCpu()  # entered around each request when the device is the CPU
 
@@ -171,8 +173,6 @@ class SubmissionWorker:
                 yield self.warm_up(request)
             elif isinstance(request, msg.TimeImage):
                 yield self.time_image(request)
-            elif isinstance(request, msg.SendOutput):
-                yield self.send_output()
             else:
                 raise HarnessError(f"worker: unexpected request {type(request).__name__}")
         except Exception as error:  # noqa: BLE001 - the submission's fault is reported, not raised
@@ -324,14 +324,18 @@ class SubmissionWorker:
         return msg.WarmedUp(passes)
 
     def time_image(self, request: msg.TimeImage) -> msg.ImageTimed:
-        """Time the image's repeats; the reply commits to the last one's output with its digest.
+        """Time the image's repeats; the last one's output goes to the slot, and the reply commits to it.
 
-        The digest is made after every timed span, so that the worker cannot tell which outputs
-        the coordinator will ask for (:class:`~harness.runner.messages.SendOutput`, for its audit:
-        :mod:`harness.runner.audit`) and cannot change one once answered. Python threads the
-        forward passes left running are counted: work done there is work no timer saw.
+        After the timed span, every call's output is written to the output slot and the reply
+        carries its digest and shape: the coordinator copies the slot out for the calls its audit
+        drew (:mod:`harness.runner.audit`), before its next request, and reads nothing otherwise,
+        so the worker cannot tell a drawn call from another, nor change an output once answered.
+        Python threads the forward passes left running are counted: work done there is work no
+        timer saw.
         """
         assert self.timer is not None
+        if self.slot is None:
+            raise HarnessError("worker: no output slot to write the timed output to")
         threads_before = threading.active_count()
         latencies = []
         started = time.perf_counter()  # read through the module: a clock replaced there reads here too
@@ -344,24 +348,22 @@ class SubmissionWorker:
         threads_left = max(threading.active_count() - threads_before, 0)
         lr = self.inputs[request.index]
         check_type_and_shape(sr, lr, self.request.submission.scale, f"timed image {request.index + 1}")  # type: ignore[union-attr]
-        self.last_output = sr.detach().to("cpu", torch.float32).contiguous().numpy()
+        values = self.slot.view(tuple(sr.shape))
+        torch.from_numpy(values).copy_(sr.detach())  # to the host as float32, in one copy
         # statistics, not NumPy: np.median's first call imports numpy.ma, 16 ms inside the round.
         return msg.ImageTimed(
             request.index,
             statistics.median(latencies),
-            msg.output_digest(self.last_output),
+            msg.output_digest(values),
             threads_left,
             span=(started, ended),
+            shape=values.shape,
         )
 
-    def send_output(self) -> msg.TimedOutput:
-        if self.last_output is None:
-            raise HarnessError("worker: no timed output to send")
-        return msg.TimedOutput(self.last_output)
 
-
-def serve(connection: Any, log_path: str) -> None:
-    """The worker process's main loop: answer requests from ``connection`` until ``Shutdown``.
+def serve(connection: Any, log_path: str, slot_fd: int) -> None:
+    """The worker process's main loop: answer requests from ``connection`` until ``Shutdown``,
+    writing timed outputs to the output slot ``slot_fd``.
 
     The process's stdout and stderr go to ``log_path``, so that a submission's prints never mix with
     the harness's output and the coordinator can quote the last line when the process dies.
@@ -370,12 +372,13 @@ def serve(connection: Any, log_path: str) -> None:
     threading.Thread(
         target=_exit_when_orphaned, args=(os.getppid(),), name="esr-orphan-watch", daemon=True
     ).start()
-    answer(connection)
+    answer(connection, slot_fd)
 
 
-def answer(connection: Any) -> None:
-    """Answer requests from ``connection`` until ``Shutdown`` (the loop of every kind of worker)."""
-    worker = SubmissionWorker()
+def answer(connection: Any, slot_fd: int) -> None:
+    """Answer requests from ``connection`` until ``Shutdown`` (the loop of every kind of worker),
+    writing timed outputs to the output slot ``slot_fd`` (:mod:`harness.runner.output_slot`)."""
+    worker = SubmissionWorker(SlotWriter(slot_fd))
     while True:
         request = connection.recv()
         if isinstance(request, msg.Shutdown):

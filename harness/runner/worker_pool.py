@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.runner import messages as msg
 from harness.runner.device_sharing import DeviceGate, WorkerBudget
 from harness.runner.entries import Entry
@@ -81,12 +83,41 @@ class WorkerPool:
             return None
         return reply
 
+    def ask_keeping_output(
+        self, entry: Entry, lane: Lane, request: msg.TimeImage, into: np.ndarray, doing: str
+    ) -> tuple[msg.Reply, np.ndarray | str | None] | None:
+        """A timed request whose output is copied out of the worker's slot into ``into`` right after
+        its reply (:meth:`WorkerHandle.request_keeping_output`), as :meth:`ask` otherwise: None
+        when it failed."""
+        if not entry.ok:
+            return None
+        answered = None
+        with self._on_device(entry, lane, alone=False):
+            answered = self._worker(entry, lane).request_keeping_output(request, into, doing)
+        if answered is not None and isinstance(answered[0], msg.Failed):
+            self.fail(entry, answered[0].reason)
+            return None
+        return answered
+
     def load(self, entry: Entry, lane: Lane) -> None:
         """Start and load the entry's worker on ``lane`` (sharing the device), unless it is there."""
         if not entry.ok:
             return
         with self._on_device(entry, lane, alone=False):
             self._worker(entry, lane)
+
+    def renew(self, entry: Entry, lane: Lane) -> None:
+        """End the entry's worker on ``lane`` and start and load a fresh one in its place.
+
+        Not a restart (nothing was lost, no retry is counted): ``--fresh-workers`` asks for it so
+        that each timing round sees another process. A fresh worker that fails to load fails the
+        entry, as any load does.
+        """
+        worker = entry.workers.pop(lane.index, None)
+        if worker is not None:
+            worker.close()
+            self.budget.closed(lane.exclusive, (entry, lane.index))
+        self.load(entry, lane)
 
     def _worker(self, entry: Entry, lane: Lane) -> WorkerHandle:
         """The entry's worker on ``lane``, started and loaded on first use."""

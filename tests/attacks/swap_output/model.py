@@ -1,8 +1,9 @@
-"""An attack: when the audit asks for a timed call's output, the worker's ``send_output``
-(rewritten in its own process) sends other values than the ones it computed (here one level
-higher; a cheat would send a better output than its timed calls made).
+"""An attack: after each timed reply, the worker's ``time_image`` (rewritten in its own process)
+puts other values into its output slot than the ones it computed and committed to (here one
+level higher; a cheat would leave a better output there than its timed calls made).
 
-The digest in the timed reply was made of the computed output, so what it sends does not match.
+The digest in the timed reply was made of the computed output, so what the coordinator copies out
+of the slot for an audited call does not match it.
 """
 
 import numpy as np
@@ -10,21 +11,24 @@ import torch
 from torch import nn
 
 
-def _send_something_else() -> None:
-    from harness.runner import messages as msg
+def _leave_something_else() -> None:
     from harness.runner import worker
 
-    def better(self):
-        values = torch.from_numpy(np.array(self.last_output))
-        return msg.TimedOutput(values.add(1.0 / 255).clamp(0, 1).numpy())
+    honest = worker.SubmissionWorker.time_image
 
-    worker.SubmissionWorker.send_output = better
+    def better(self, request):
+        reply = honest(self, request)
+        values = self.slot.view(reply.shape)
+        np.clip(values + np.float32(1.0 / 255), 0, 1, out=values)
+        return reply
+
+    worker.SubmissionWorker.time_image = better
 
 
 class SwapOutput(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        _send_something_else()
+        _leave_something_else()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.interpolate(x, scale_factor=4, mode="nearest")
