@@ -14,7 +14,7 @@ import pytest
 from scipy.stats import t as student_t
 
 from harness.errors import HarnessError
-from harness.timing.sequential import SequentialPlan, look
+from harness.timing.sequential import SequentialPlan, look, per_look_alpha
 
 RUNS = 1000
 
@@ -62,13 +62,44 @@ def test_a_ratio_2_percent_off_the_limit_is_rarely_decided_the_wrong_way(side: f
         assert decided / RUNS >= 0.9
 
 
-def _bonferroni_interval(logs: list[float], looks: int) -> tuple[float, float]:
-    """The t interval at level 1 - 0.05 / looks, written out from the textbook formula."""
+def _t_interval(logs: list[float], error: float) -> tuple[float, float]:
+    """The t interval of two-sided error ``error``, written out from the textbook formula."""
     n = len(logs)
     mean = float(np.mean(logs))
     sd = float(np.std(logs, ddof=1))
-    q = float(student_t.ppf(1 - 0.05 / looks / 2, n - 1))
+    q = float(student_t.ppf(1 - error / 2, n - 1))
     return math.exp(mean - q * sd / math.sqrt(n)), math.exp(mean + q * sd / math.sqrt(n))
+
+
+def _any_look_misses(error: float, min_rounds: int, max_rounds: int, runs: int, seed: int) -> float:
+    """How often, in simulated runs of independent standard normal values, at least one look's t
+    interval of two-sided error ``error`` misses 0: a simulation of its own (thresholds from
+    the t quantile, not p-values), to check the level the rule calibrated with another."""
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal((runs, max_rounds))
+    missed = np.zeros(runs, dtype=bool)
+    for n in range(min_rounds, max_rounds + 1):
+        first = values[:, :n]
+        half = student_t.ppf(1 - error / 2, n - 1) * first.std(axis=1, ddof=1) / math.sqrt(n)
+        missed |= np.abs(first.mean(axis=1)) > half
+    return float(missed.mean())
+
+
+@pytest.mark.parametrize(("min_rounds", "max_rounds"), [(5, 30), (3, 12)])
+def test_the_per_look_level_makes_all_looks_together_miss_in_5_percent_of_runs(
+    min_rounds: int, max_rounds: int
+) -> None:
+    error = per_look_alpha(min_rounds, max_rounds, 0.95)
+    looks = max_rounds - min_rounds + 1
+    assert 0.05 / looks <= error < 0.05  # never under Bonferroni's, and wider than one look's
+    # 40000 runs: the miss rate's standard error is 0.0011; 0.005 is over four of them.
+    assert _any_look_misses(error, min_rounds, max_rounds, 40_000, seed=7) == pytest.approx(0.05, abs=0.005)
+    # Bonferroni's level, for contrast, is far from using its 5%: its looks share their rounds.
+    assert _any_look_misses(0.05 / looks, min_rounds, max_rounds, 40_000, seed=7) < 0.035
+
+
+def test_one_look_is_a_plain_interval() -> None:
+    assert per_look_alpha(5, 5, 0.95) == pytest.approx(0.05, abs=1e-12)
 
 
 def test_keeps_going_before_min_rounds_with_no_interval() -> None:
@@ -81,7 +112,7 @@ def test_decided_when_the_interval_lies_under_the_limit() -> None:
     logs = [math.log(r) for r in (0.80, 0.82, 0.79, 0.81, 0.80)]
     result = look(logs, SequentialPlan(limit=1.0, resolution=0.001))
     assert result.stop == "decided"
-    assert result.interval == pytest.approx(_bonferroni_interval(logs, 26))
+    assert result.interval == pytest.approx(_t_interval(logs, per_look_alpha(5, 30, 0.95)))
     assert result.ratio == pytest.approx(math.exp(sum(logs) / 5))
 
 
@@ -93,7 +124,7 @@ def test_decided_when_the_interval_lies_over_the_limit() -> None:
 def test_resolution_when_the_interval_is_narrow_but_straddles_the_limit() -> None:
     logs = [math.log(r) for r in (0.999, 1.001, 1.000, 0.9995, 1.0005)]
     result = look(logs, SequentialPlan(limit=1.0, resolution=0.01))
-    low, high = _bonferroni_interval(logs, 26)
+    low, high = _t_interval(logs, per_look_alpha(5, 30, 0.95))
     assert low < 1.0 < high and math.log(high / low) / 2 < math.log(1.01)
     assert result.stop == "resolution"
 
@@ -112,7 +143,7 @@ def test_cap_at_max_rounds() -> None:
     logs = [math.log(r) for r in (0.9, 1.1, 0.95, 1.05, 1.0, 0.92)]
     result = look(logs, SequentialPlan(limit=1.0, min_rounds=5, max_rounds=6))
     assert result.stop == "cap"
-    assert result.interval == pytest.approx(_bonferroni_interval(logs, 2))
+    assert result.interval == pytest.approx(_t_interval(logs, per_look_alpha(5, 6, 0.95)))
 
 
 def test_bad_plans_and_inputs_are_refused() -> None:
