@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from harness.submissions import resolve_submission
@@ -34,10 +34,10 @@ def test_the_pair_differs_by_2_percent_of_the_products_and_the_copy_not_at_all()
     assert _products("known_cost_copy") == 100
 
 
-def test_the_output_is_the_bicubic_x4_image() -> None:
+def test_the_output_is_each_input_pixel_repeated_4_by_4() -> None:
     x = torch.rand(1, 3, 12, 10, generator=torch.Generator().manual_seed(0))
     out = build_model(resolve_submission("known_cost"))(x)
-    # Reference: torch's bicubic upscaling clamped to the input range, with no other change.
-    expected = F.interpolate(x, size=(48, 40), mode="bicubic", align_corners=False).clamp(0, 1)
+    # Reference: every LR pixel copied into a 4x4 block, written out with NumPy; nothing else changes.
+    expected = np.repeat(np.repeat(x.numpy(), 4, axis=2), 4, axis=3)
     assert out.shape == (1, 3, 48, 40)
-    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(out.numpy(), expected)
