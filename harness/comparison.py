@@ -49,6 +49,7 @@ class Comparison:
     decision: Decision
     rounds_used: int | None
     stop_reason: str | None
+    round_ratios: tuple[float, ...] = ()  # per round, the paired ratio (median over images)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class Comparison:
             "interval": list(self.interval) if self.interval is not None else None,
             "rounds_used": self.rounds_used,
             "stop_reason": self.stop_reason,
+            "round_ratios": list(self.round_ratios),
         }
 
 
@@ -84,6 +86,7 @@ def compare_record(record: dict[str, Any], resolution: float) -> Comparison:
         decide(interval, resolution),
         record.get("rounds_used"),
         record.get("stop_reason"),
+        tuple(pairing["round_ratios"]),
     )
 
 
@@ -142,7 +145,11 @@ def _comparison_from(item: Any, where: str) -> Comparison:
     if stop is not None and not isinstance(stop, str):
         raise HarnessError(f"{where}.stop_reason: must be a text or null, got {stop!r}")
     rounds = _optional_count(item.get("rounds_used"), f"{where}.rounds_used")
-    return Comparison(submission, ratio, interval, decision, rounds, stop)
+    per_round = item.get("round_ratios", [])
+    if not isinstance(per_round, list):
+        raise HarnessError(f"{where}.round_ratios: must be a list of ratios, got {per_round!r}")
+    ratios = tuple(_number(value, f"{where}.round_ratios") for value in per_round)
+    return Comparison(submission, ratio, interval, decision, rounds, stop, ratios)
 
 
 def load_comparisons(path: Path) -> ComparisonDocument:

@@ -39,6 +39,7 @@ def _record(**extra) -> dict:
 def test_a_record_of_auto_rounds_uses_its_last_sequential_interval() -> None:
     looks = [{"rounds": 5, "ratio": 1.03, "interval": [1.02, 1.04], "stop": "decided"}]
     result = compare_record(_record(rounds_until_decided=looks, rounds_used=5, stop_reason="decided"), 0.01)
+    assert result.round_ratios == (1.1, 1.2, 1.15)  # the record's, kept for whoever studies the rounds
     assert (result.decision, result.ratio, result.interval) == ("slower", 1.03, (1.02, 1.04))
     assert result.as_dict()["interval"] == [1.02, 1.04] and result.rounds_used == 5
 
@@ -71,6 +72,7 @@ def test_a_compare_document_reads_back_as_written(tmp_path) -> None:
                 "interval": [0.85, 0.95],
                 "rounds_used": 5,
                 "stop_reason": "decided",
+                "round_ratios": [0.9, 0.88, 0.92, 0.91, 0.89],
             }
         ],
     }
