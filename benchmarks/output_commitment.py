@@ -1,17 +1,21 @@
-"""What a timed call costs outside its timed span, piece by piece, and what each commitment would cost.
+"""What a timed call costs outside its timed span, piece by piece, and what a digest would add.
 
 After every timed call the worker checks the output's type and shape, copies it as float32 values
-into its output slot (:mod:`harness.runner.output_slot`) and commits to it with a digest
-(:func:`harness.runner.messages.output_digest`) in a small reply; for the calls the audit draws,
-the coordinator copies the values out of the slot (into a buffer touched before the round), and
-after the round hashes them again and quantises them to uint8. All of that lies inside a round's wall time but outside the
-timed spans (``benchmarks/timed_loop_purity.py``). This script times each piece on the outputs the
-purity benchmark's model makes on the embedded samples (x4 nearest upscale of each LR image,
-float32, 1.6-10.5 MB), and the candidate digests on the same bytes:
+into its output slot (:mod:`harness.runner.output_slot`) and sends a small reply; the coordinator
+copies the values out of the slot as soon as it reads the reply (into a buffer touched before the
+round), and after the round quantises the outputs the audit keeps to uint8. All of that lies inside
+a round's wall time but outside the timed spans (``benchmarks/timed_loop_purity.py``).
+
+The worker used to commit to each output with a digest in its reply, checked against the values
+the coordinator copied out of the slot for the calls the audit drew. This script times each piece
+on the outputs the purity benchmark's model makes on the embedded samples (x4 nearest upscale of
+each LR image, float32, 1.6-10.5 MB), beside the candidate digests on the same bytes, which is why
+the copy out of every call replaced the digest (the reason is in :mod:`harness.runner.output_slot`):
 
 * ``sha1``, ``sha256``, ``blake2b``: hashlib, one thread;
 * ``sha1 x2``: SHA-1 of each half on two threads, then SHA-1 of the two digests (a hash tree);
-* ``blake3 1t`` / ``blake3 Nt``: BLAKE3 (PyPI ``blake3``) on one thread / on ``--threads``.
+* ``blake3 1t`` / ``blake3 Nt``: BLAKE3 (PyPI ``blake3``, in the ``dev`` extra) on one thread / on
+  ``--threads``.
 
 Every figure is the minimum and the median over ``--repeats`` calls (the minimum is the cost on a
 quiet core; the median what a shared machine gives), in milliseconds.
@@ -62,7 +66,6 @@ def candidates(threads: int, pool: ThreadPoolExecutor) -> dict[str, Callable[[np
         "sha1 x2": lambda values: _sha1_halves(pool, values),
         "blake3 1t": lambda values: blake3.blake3(_bytes(values)).digest(),
         f"blake3 {threads}t": lambda values: blake3.blake3(_bytes(values), max_threads=threads).digest(),
-        "output_digest": msg.output_digest,
     }
 
 
@@ -111,13 +114,13 @@ def main() -> None:
                     sr
                 ),
                 "pickle ImageTimed": lambda: pickle.dumps(
-                    msg.ImageTimed(0, 50.0, b"\0" * 32, 0, (0.0, 0.05), (1, 3, 2040, 1356))
+                    msg.ImageTimed(0, 50.0, 0, (0.0, 0.05), (1, 3, 2040, 1356))
                 ),
                 **{
                     f"digest {label}": (lambda fn=fn, values=values: fn(values))
                     for label, fn in digests.items()
                 },
-                "kept: copy out of the slot": lambda into=into: slot.copy(into),
+                "copy out of the slot": lambda into=into: slot.copy(into),
                 "kept: sr_pixels": lambda values=values: sr_pixels(torch.from_numpy(values), 1.0),
             }
             print(f"{name}: output {'x'.join(map(str, shape))}, {values.nbytes / 1e6:.1f} MB")

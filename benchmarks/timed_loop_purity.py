@@ -3,18 +3,16 @@
 Two submissions whose forward pass sleeps 50 ms (no CPU use) and then upsamples cheaply are timed on
 the embedded samples in interleaved rounds. A round's wall time, measured by the coordinator from
 its first timed call to its last reply, is compared with the sum of the spans the workers timed:
-whatever lies between (requests, replies, input copies, each output's copy into the worker's output
-slot and the digest committing the worker to it, the copy out of the slot of the outputs the audit
-draws) is the harness's overhead. Target: every round
-within 1.10x (issue 18; ``benchmarks/output_commitment.py`` times the pieces). ``tests/test_workers.py`` checks the same property structurally (what calls the
-model, which threads run beside it); this script gives the figure, which ``make test`` must not
-assert on a shared machine.
+whatever lies between (requests, replies, input dithers, each output's copy into the worker's output
+slot and the coordinator's copy out of it) is the harness's overhead. Target: every round within
+1.10x (issue 18; ``benchmarks/output_commitment.py`` times the pieces). ``tests/test_workers.py``
+checks the same property structurally (what calls the model, which threads run beside it); this
+script gives the figure, which ``make test`` must not assert on a shared machine.
 
     .venv/bin/python benchmarks/timed_loop_purity.py --rounds 5 [--breakdown]
 
-``--breakdown`` also says, per round, how many drawn outputs the coordinator copied out of the
-workers' output slots for the audit (one per image and submission in the run, in rounds drawn at
-random) and how long that took, and the ratio without it.
+``--breakdown`` also says, per round, how many outputs the coordinator copied out of the workers'
+output slots (every timed call's) and how long that took, and the ratio without it.
 """
 
 from __future__ import annotations
@@ -65,14 +63,14 @@ def sleepy_submission(folder: Path, name: str, sleep_ms: float) -> object:
     return resolve_submission(str(folder))
 
 
-class AuditFetches:
-    """The coordinator's time copying drawn outputs out of the slots for the audit, by round
+class SlotCopies:
+    """The coordinator's time copying timed outputs out of the workers' slots, by round
     (``--breakdown``).
 
-    The round loop copies a drawn output right after its timed reply, inside the round (its digest
-    check and quantisation wait until the round's wall clock has stopped); this wraps the slot's
-    copy (the coordinator's side, in this process) to time it, and :class:`LaneWorkers` to know
-    which round asked last.
+    The round loop copies every timed call's output out of its worker's slot right after the reply,
+    inside the round (the quantisation of the outputs the audit keeps waits until the round's wall
+    clock has stopped); this wraps the slot's copy (the coordinator's side, in this process) to time
+    it, and :class:`LaneWorkers` to know which round asked last.
     """
 
     def __init__(self) -> None:
@@ -80,11 +78,19 @@ class AuditFetches:
         self.ms: dict[int, list[float]] = defaultdict(list)
 
     def install(self) -> None:
-        time_keeping_output, copy = LaneWorkers.time_keeping_output, OutputSlot.copy
+        time_image, time_keeping_output = LaneWorkers.time_image, LaneWorkers.time_keeping_output
+        copy = OutputSlot.copy
 
-        def timed(workers: LaneWorkers, name: str, request: object, doing: str) -> object:
+        def in_round(doing: str) -> None:
             match = re.match(r"timing round (\d+) ", doing)
             self.round = int(match.group(1)) if match else None  # None: the audit's own requests
+
+        def timed(workers: LaneWorkers, name: str, request: object, doing: str) -> object:
+            in_round(doing)
+            return time_image(workers, name, request, doing)
+
+        def timed_keeping(workers: LaneWorkers, name: str, request: object, doing: str) -> object:
+            in_round(doing)
             return time_keeping_output(workers, name, request, doing)
 
         def copied(slot: OutputSlot, into: object) -> object:
@@ -94,7 +100,8 @@ class AuditFetches:
                 self.ms[self.round].append((time.perf_counter() - start) * 1000.0)
             return values
 
-        LaneWorkers.time_keeping_output, OutputSlot.copy = timed, copied
+        LaneWorkers.time_image, LaneWorkers.time_keeping_output = timed, timed_keeping
+        OutputSlot.copy = copied
 
 
 def main() -> None:
@@ -103,11 +110,11 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sleep-ms", type=float, default=50.0)
-    parser.add_argument("--breakdown", action="store_true", help="time the audit's copies per round")
+    parser.add_argument("--breakdown", action="store_true", help="time the copies out of the slots per round")
     args = parser.parse_args()
-    fetches = AuditFetches()
+    copies = SlotCopies()
     if args.breakdown:
-        fetches.install()
+        copies.install()
     with tempfile.TemporaryDirectory(prefix="esr-purity-") as scratch:
         root = Path(scratch)
         submissions = [
@@ -132,16 +139,18 @@ def main() -> None:
             f"wall / timed {ratio:.4f}"
         )
         if args.breakdown:
-            fetched = fetches.ms.get(number, [])
-            without = (entry["wall_ms"] - sum(fetched)) / entry["timed_ms"]
+            copied = copies.ms.get(number, [])
+            without = (entry["wall_ms"] - sum(copied)) / entry["timed_ms"]
             worst_without = max(worst_without, without)
-            line += f"; {len(fetched)} audit copies, {sum(fetched):.1f} ms; without them {without:.4f}"
+            line += (
+                f"; {len(copied)} copies out of the slots, {sum(copied):.1f} ms; without them {without:.4f}"
+            )
         print(line)
     rounds = run["timing"]["round_log"]
     whole = sum(entry["wall_ms"] for entry in rounds) / sum(entry["timed_ms"] for entry in rounds)
     print(f"whole run wall / timed {whole:.4f}; largest round {worst:.4f} (target: at most 1.10)")
     if args.breakdown:
-        print(f"largest wall / timed without the audit's copies {worst_without:.4f}")
+        print(f"largest wall / timed without the copies out of the slots {worst_without:.4f}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ CAUGHT = {
     "stack_detector": ("attack_stack_detector", "timed_scores"),
     "slow_clock": ("attack_slow_clock", "clocks"),
     "forged_report": ("attack_forged_report", "clocks"),
-    "swap_output": ("attack_swap_output", "timed_outputs"),
+    "late_output": ("attack_late_output", "timed_scores"),
     "late_thread": ("attack_late_thread", "threads"),
     "late_process": ("attack_late_process", "idle_work"),
     "lazy_tensor": ("attack_lazy_tensor", "failed: a subclass of torch.Tensor"),

@@ -133,11 +133,11 @@ class _Watched:
             with self.lock:
                 self.events.append(("end", self.lane.exclusive, self.name, cold))
 
-    def request_keeping_output(self, request, into, doing=""):
+    def request_copying_output(self, request, into, doing="", keep=True):
         with self.lock:
             self.events.append(("start", self.lane.exclusive, self.name, False))
         try:
-            return self.handle.request_keeping_output(request, into, doing=doing)
+            return self.handle.request_copying_output(request, into, doing=doing, keep=keep)
         finally:
             with self.lock:
                 self.events.append(("end", self.lane.exclusive, self.name, False))

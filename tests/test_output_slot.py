@@ -1,7 +1,7 @@
 """The output slot (harness.runner.output_slot): where every timed output leaves its worker.
 
-The worker writes each timed call's output there after the timed span; the coordinator copies it
-out only for the calls its audit drew. The slot must be safe to read while an untrusted worker
+The worker writes each timed call's output there after the timed span; the coordinator copies every
+one out right after the reply, and keeps those its audit drew. The slot must be safe to read while an untrusted worker
 holds it (no resizing), hold exactly what the worker wrote, and say why when it cannot.
 """
 
@@ -17,6 +17,7 @@ from torch import nn
 
 from harness.runner import messages as msg
 from harness.runner.output_slot import OutputSlot, SlotWriter, slot_values
+from harness.runner.performance_pass import LaneWorkers
 from harness.runner.worker import SubmissionWorker
 from harness.timing import PerfCounterTimer
 
@@ -74,7 +75,7 @@ class Remembering(nn.Module):
         return out
 
 
-def test_every_timed_output_is_in_the_slot_and_the_reply_commits_to_it(slot: OutputSlot) -> None:
+def test_every_timed_output_is_in_the_slot_with_its_shape_in_the_reply(slot: OutputSlot) -> None:
     model = Remembering()
     worker = SubmissionWorker(SlotWriter(os.dup(slot.fd)))
     worker.loaded = SimpleNamespace(model=model)  # type: ignore[assignment]
@@ -88,6 +89,37 @@ def test_every_timed_output_is_in_the_slot_and_the_reply_commits_to_it(slot: Out
         reply = worker.time_image(msg.TimeImage(index, 1, 40 + index))
         assert reply.shape == shape
         expected = model.last.numpy()
-        assert reply.digest == msg.output_digest(expected)
         copied = slot.copy(np.empty(int(np.prod(shape)), np.float32))
         assert np.array_equal(copied.reshape(shape), expected)
+
+
+class CopyingPool:
+    """A worker pool that answers timed requests as a worker does and records each copy asked for."""
+
+    def __init__(self, lr_sizes: list[tuple[int, int]]) -> None:
+        self.split = SimpleNamespace(lr_sizes=lambda: lr_sizes)
+        self.copies: list[tuple[msg.TimeImage, int, bool]] = []
+
+    def ask_copying_output(self, entry, lane, request, into, doing, keep):
+        self.copies.append((request, into.size, keep))
+        shape = (1, 3, *(4 * side for side in self.split.lr_sizes()[request.index]))
+        into[:] = 0.5
+        return msg.ImageTimed(request.index, 10.0, 0, None, shape), into
+
+
+def test_every_timed_output_is_copied_out_whether_the_audit_keeps_it_or_not() -> None:
+    """The worker cannot tell a kept call by a copy it is spared: each timed request is followed by
+    a copy of the output size the coordinator expects, and only the kept one is handed on."""
+    pool = CopyingPool([(2, 3), (4, 1)])
+    entry = SimpleNamespace(submission=SimpleNamespace(scale=4))
+    workers = LaneWorkers(pool, SimpleNamespace(index=0), {"a": entry})  # type: ignore[arg-type]
+    calls = [("a", 0), ("a", 1)]
+    workers.reserve_outputs(calls, kept=[("a", 1)])
+    dropped = workers.time_image("a", msg.TimeImage(0, 1, 7), "timing round 1")
+    kept = workers.time_keeping_output("a", msg.TimeImage(1, 1, 8), "timing round 1")
+    assert isinstance(dropped, msg.ImageTimed) and kept is not None
+    assert pool.copies == [(msg.TimeImage(0, 1, 7), 288, False), (msg.TimeImage(1, 1, 8), 192, True)]
+    reply, values = kept
+    assert values.shape == (1, 3, 16, 4) and np.all(values == 0.5)
+    # Copied into the scratch buffer reserved before the round, not into memory touched in it.
+    assert workers.scratch.size == 288

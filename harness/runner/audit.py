@@ -3,10 +3,9 @@
 The round loop tells a :class:`TimingAudit` about every timed call as it sees it from outside the
 worker: the latency the worker reported and the coordinator's own clock around the request. For the
 calls it drew (one per image, in a round every submission takes part in; drawn from the run's seed
-and never told to the worker) it also keeps the output, copied out of the worker's output slot
-(:mod:`harness.runner.output_slot`) right after the reply, where every timed call leaves its output,
-and checked against the digest the reply committed to. After the rounds it asks for two kinds of extra requests, both
-plain timed requests to the worker:
+and never told to the worker) it also keeps the output, which the coordinator copies out of the worker's output slot
+(:mod:`harness.runner.output_slot`) right after the reply, as it copies every timed call's. After
+the rounds it asks for two kinds of extra requests, both plain timed requests to the worker:
 
 * a re-run of each audited call (the same image and dither seed): its output must equal the timed
   one (:func:`harness.integrity.output_audit`);
@@ -158,7 +157,7 @@ class TimingAudit:
         self, name: str, round_index: int, image: int, dither_seed: int, output: np.ndarray | str
     ) -> None:
         """The output of a drawn call (:meth:`keeps`) as uint8 pixels, for its re-run; or why what the
-        worker sent is not what its timed reply committed to."""
+        worker left in its output slot cannot stand for the call's output."""
         label = _label(round_index, image)
         seen = self._seen[name]
         if isinstance(output, str):

@@ -47,8 +47,8 @@ class InProcessWorker:
                 on_progress(reply)
         return msg.Failed(f"worker: no reply to {type(request).__name__}")
 
-    def request_keeping_output(
-        self, request: msg.TimeImage, into: np.ndarray, doing: str = ""
+    def request_copying_output(
+        self, request: msg.TimeImage, into: np.ndarray, doing: str = "", keep: bool = True
     ) -> tuple[msg.Reply, np.ndarray | str | None]:
         reply = self.request(request, doing=doing)
         return reply, (self.slot.copy(into) if isinstance(reply, msg.ImageTimed) else None)

@@ -60,13 +60,15 @@ class WorkerHandle(Protocol):
         doing: str = "",
     ) -> msg.Reply: ...
 
-    def request_keeping_output(
-        self, request: msg.TimeImage, into: np.ndarray, doing: str = ""
+    def request_copying_output(
+        self, request: msg.TimeImage, into: np.ndarray, doing: str = "", keep: bool = True
     ) -> tuple[msg.Reply, np.ndarray | str | None]:
-        """A timed request whose output the coordinator keeps: the reply, and ``into`` (a flat
-        float32 array) filled with the first values of the worker's output slot before any other
-        request reaches the worker (a reason when the slot cannot give them; None when the reply
-        is not ImageTimed). The worker is sent exactly what :meth:`request` sends it."""
+        """A timed request: the reply, and ``into`` (a flat float32 array) filled with the first
+        values of the worker's output slot before any other request reaches the worker (a reason
+        when the slot cannot give them; None when the reply is not ImageTimed). Every timed
+        request is sent this way, whether the caller keeps the values or not (``keep``: a remote
+        handle copies them either way, and sends them back only when kept); the worker is sent
+        exactly what :meth:`request` sends it."""
         ...
 
     def kill(self) -> None: ...

@@ -18,7 +18,6 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
-import blake3
 import numpy as np
 
 from harness.runner.shared_data import SharedSplit
@@ -161,17 +160,15 @@ class WarmedUp:
 
 @dataclass(frozen=True)
 class ImageTimed:
-    """Image ``index`` timed: the median of its repeats' latencies, in ms; the ``digest`` of the last
-    repeat's output (:func:`output_digest`, made after the timed span) and its ``shape``: the worker
-    wrote that output to its output slot (:mod:`harness.runner.output_slot`), and the digest binds
-    it there should the coordinator read it; Python threads the calls left running; ``span``, the
-    worker's ``time.perf_counter`` (seconds) before the first repeat and after the last, which on
-    the coordinator's host must lie inside its own window around the request
-    (:func:`harness.integrity.clock_check`)."""
+    """Image ``index`` timed: the median of its repeats' latencies, in ms, and the ``shape`` of the
+    last repeat's output, which the worker wrote to its output slot (:mod:`harness.runner.output_slot`)
+    after the timed span, for the coordinator to copy out as soon as it reads this reply; Python
+    threads the calls left running; ``span``, the worker's ``time.perf_counter`` (seconds) before the
+    first repeat and after the last, which on the coordinator's host must lie inside its own window
+    around the request (:func:`harness.integrity.clock_check`)."""
 
     index: int
     milliseconds: float
-    digest: bytes = b""
     threads_left: int = 0
     span: tuple[float, float] | None = None
     shape: tuple[int, ...] = ()
@@ -185,26 +182,6 @@ class Failed:
 
 
 Reply = Loaded | ImageOutput | AccuracyDone | ComplexityCounted | TimingReady | WarmedUp | ImageTimed | Failed
-
-
-def output_digest(values: np.ndarray) -> bytes:
-    """The BLAKE3 digest of a float32 output (its shape, then its bytes): the worker's commitment.
-
-    The worker commits to every timed output (after its timed span, inside the round) and the
-    coordinator checks the values it copies out of the output slot against it with this same function,
-    so the digest must bind the whole output, be infeasible to forge for a worker that chooses the
-    data (a cryptographic hash, not a checksum), and cost little: it is paid after every timed call.
-    ``benchmarks/output_commitment.py`` on the purity benchmark's six outputs (1.6-10.5 MB of
-    float32; a 2-core AMD EPYC with SHA-NI and AVX-512, best of 21) gave per output: SHA-1
-    0.83-5.4 ms (13.5 ms for the six), SHA-256 0.88-5.9 ms (14.4), BLAKE2b 1.7-22 ms (38.2), SHA-1
-    of two halves on two threads 0.87-3.2 ms (11.7), BLAKE3 on one thread 0.25-1.9 ms (4.2), on two
-    0.31-2.7 ms (5.2). BLAKE3 on one thread is the cheapest at these sizes, and keeps the worker on
-    its own cores. The shape is hashed first, so that the same bytes read as another shape differ.
-    """
-    data = np.ascontiguousarray(values, dtype=np.float32)
-    hasher = blake3.blake3(np.asarray(data.shape, dtype="<u8").tobytes())
-    hasher.update(memoryview(data).cast("B"))
-    return hasher.digest()
 
 
 class UnexpectedReply(Exception):

@@ -180,13 +180,18 @@ class LaneWorkers:
         # Float32 buffers for kept outputs, by length, each touched once: on a virtual machine the
         # first touch of 10 MB took 28 ms, which must not fall between two timed calls.
         self.spare: dict[int, list[np.ndarray]] = defaultdict(list)
+        # Where the outputs no audit keeps are copied to (and dropped): one buffer for the largest.
+        self.scratch = np.zeros(0, np.float32)
 
     def _output_shape(self, name: str, image: int) -> tuple[int, int, int, int]:
         return output_shape(self.lr_sizes[image], self.by_name[name].submission.scale)
 
-    def reserve_outputs(self, calls: Sequence[tuple[str, int]]) -> None:
-        lengths = Counter(math.prod(self._output_shape(name, image)) for name, image in calls)
-        for length, count in lengths.items():
+    def reserve_outputs(self, calls: Sequence[tuple[str, int]], kept: Sequence[tuple[str, int]]) -> None:
+        lengths = [math.prod(self._output_shape(name, image)) for name, image in calls]
+        if max(lengths, default=0) > self.scratch.size:
+            self.scratch = np.zeros(max(lengths), np.float32)  # zeros: touched now, outside the round
+        wanted = Counter(math.prod(self._output_shape(name, image)) for name, image in kept)
+        for length, count in wanted.items():
             while len(self.spare[length]) < count:
                 buffer = np.empty(length, np.float32)
                 buffer.fill(0.0)  # touched now, outside the round
@@ -203,17 +208,27 @@ class LaneWorkers:
         return reply.passes if isinstance(reply, msg.WarmedUp) else None
 
     def time_image(self, name: str, request: msg.TimeImage, doing: str) -> msg.ImageTimed | None:
-        reply = self.pool.ask(self.by_name[name], self.lane, request, doing)
-        return reply if isinstance(reply, msg.ImageTimed) else None
+        length = math.prod(self._output_shape(name, request.index))
+        if length > self.scratch.size:  # a call no round reserved for (the audit's extra requests)
+            self.scratch = np.zeros(length, np.float32)
+        answered = self._time(name, request, self.scratch[:length], doing, keep=False)
+        return answered[0] if answered is not None else None
 
     def time_keeping_output(
         self, name: str, request: msg.TimeImage, doing: str
     ) -> tuple[msg.ImageTimed, np.ndarray | str] | None:
-        entry = self.by_name[name]
-        expected = self._output_shape(name, request.index)
-        length = math.prod(expected)
+        length = math.prod(self._output_shape(name, request.index))
         into = self.spare[length].pop() if self.spare[length] else np.empty(length, np.float32)
-        answered = self.pool.ask_keeping_output(entry, self.lane, request, into, doing)
+        return self._time(name, request, into, doing, keep=True)
+
+    def _time(
+        self, name: str, request: msg.TimeImage, into: np.ndarray, doing: str, keep: bool
+    ) -> tuple[msg.ImageTimed, np.ndarray | str] | None:
+        """The timed request, and its output copied out of the worker's slot into ``into`` as soon
+        as the reply is read (every timed call's, whether kept or not: the worker sees no
+        difference), or a one-line reason why it cannot stand for the call's output."""
+        expected = self._output_shape(name, request.index)
+        answered = self.pool.ask_copying_output(self.by_name[name], self.lane, request, into, doing, keep)
         if answered is None or not isinstance(answered[0], msg.ImageTimed):
             return None
         reply, kept = answered
@@ -223,10 +238,8 @@ class LaneWorkers:
             return reply, kept or "the worker's output slot could not be read"
         return reply, kept.reshape(expected)
 
-    def output_pixels(self, name: str, values: np.ndarray, committed: bytes) -> np.ndarray | str:
+    def output_pixels(self, name: str, values: np.ndarray) -> np.ndarray:
         try:
-            if not isinstance(committed, bytes) or msg.output_digest(values) != committed:
-                return "the output in its slot differs from the one its timed reply committed to"
             return sr_pixels(torch.from_numpy(values), self.by_name[name].submission.input_range)
         finally:  # its buffer serves the next round's kept outputs
             self.spare[values.size].append(values.reshape(-1))

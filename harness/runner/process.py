@@ -146,8 +146,8 @@ class WorkerProcess:
             self.kill()
             raise self._lost(f"timed out (no result within the {self.budget_s:g} s limit)", doing)
 
-    def request_keeping_output(
-        self, request: msg.TimeImage, into: np.ndarray, doing: str = ""
+    def request_copying_output(
+        self, request: msg.TimeImage, into: np.ndarray, doing: str = "", keep: bool = True
     ) -> tuple[msg.Reply, np.ndarray | str | None]:
         """``request``, and ``into`` filled from the output slot as soon as its reply is read (None
         when the reply is not :class:`~harness.runner.messages.ImageTimed`)."""

@@ -39,7 +39,7 @@ import torch
 from harness.errors import HarnessError
 from harness.runner import messages as msg
 from harness.runner import sandbox as sandboxing
-from harness.runner.lanes import Lane, LocalExecutor, WorkerHandle
+from harness.runner.lanes import Lane, LocalExecutor, WorkerHandle, output_slot_values
 from harness.runner.process import WorkerLost
 from harness.timing import device_fingerprint
 
@@ -84,6 +84,8 @@ class _RayWorker:
         self.worker: WorkerHandle | None = None
         self.lost: str | None = None
         self.loaded: msg.Reply | None = None
+        # Where the timed outputs the coordinator does not keep are copied to: touched now, not in a round.
+        self.scratch = np.zeros(output_slot_values(load), np.float32)
         try:
             self.worker = self.local.start(self.local.lanes[0], name, load, Path(log_path), budget_s)
             self.loaded = self.worker.request(load, doing=doing)
@@ -102,21 +104,24 @@ class _RayWorker:
         return ([self.loaded] if self.loaded is not None else []), self.lost, None, self.identity()
 
     def handle(
-        self, request: msg.Request, doing: str, keep_values: int = 0
+        self, request: msg.Request, doing: str, copy_values: int = 0, keep: bool = False
     ) -> tuple[list[msg.Reply], str | None, np.ndarray | str | None, dict[str, Any]]:
         """The worker's replies to ``request`` (streamed ones first); the reason once it is lost.
 
-        With ``keep_values`` (a timed request whose output the coordinator keeps), also a copy of
-        that many float32 values of the worker's output slot, taken here, on the slot's node,
-        right after the reply: the flag stays with the actor, the worker is sent ``request`` alone.
+        With ``copy_values`` (a timed request), that many float32 values of the worker's output
+        slot are copied here, on the slot's node, right after the reply, and sent back when the
+        coordinator ``keep``s them: what it keeps stays with the actor, the worker is sent
+        ``request`` alone.
         """
         replies: list[msg.Reply] = []
         kept = None
         if self.worker is not None:
             try:
-                if keep_values and isinstance(request, msg.TimeImage):
-                    into = np.empty(keep_values, np.float32)
-                    reply, kept = self.worker.request_keeping_output(request, into, doing=doing)
+                if copy_values and isinstance(request, msg.TimeImage):
+                    fresh = keep or copy_values > self.scratch.size
+                    into = np.empty(copy_values, np.float32) if fresh else self.scratch[:copy_values]
+                    reply, kept = self.worker.request_copying_output(request, into, doing=doing)
+                    kept = kept if keep or isinstance(kept, str) else None
                     replies.append(reply)
                 else:
                     replies.append(self.worker.request(request, on_progress=replies.append, doing=doing))
@@ -208,13 +213,14 @@ class RayWorkerHandle:
             raise WorkerLost(lost)
         return replies[-1]
 
-    def request_keeping_output(
-        self, request: msg.TimeImage, into: np.ndarray, doing: str = ""
+    def request_copying_output(
+        self, request: msg.TimeImage, into: np.ndarray, doing: str = "", keep: bool = True
     ) -> tuple[msg.Reply, np.ndarray | str | None]:
-        """As a local worker's: the actor copies its worker's slot after the reply and sends the
-        values back with it (in the same call, so a restarted actor re-runs both together)."""
+        """As a local worker's: the actor copies its worker's slot after the reply and, when they
+        are kept, sends the values back with it (in the same call, so a restarted actor re-runs
+        both together)."""
         doing = doing or type(request).__name__
-        replies, lost, kept = self._call(self.actor.handle.remote(request, doing, into.size), doing)
+        replies, lost, kept = self._call(self.actor.handle.remote(request, doing, into.size, keep), doing)
         if lost is not None:
             raise WorkerLost(lost)
         if isinstance(kept, np.ndarray):

@@ -56,26 +56,26 @@ class TimedWorkers(Protocol):
         ...
 
     def time_image(self, name: str, request: msg.TimeImage, doing: str) -> msg.ImageTimed | None:
-        """The image's latency (the median of its repeats) in ms and the digest of its output; None
-        when the submission failed."""
+        """The image's latency (the median of its repeats) in ms; None when the submission failed.
+        Its output is copied out of the worker's output slot as soon as the reply is read, as
+        :meth:`time_keeping_output`'s is, and dropped."""
         ...
 
     def time_keeping_output(
         self, name: str, request: msg.TimeImage, doing: str
     ) -> tuple[msg.ImageTimed, np.ndarray | str] | None:
-        """As :meth:`time_image` (the worker is sent the same request), and the output the worker
-        left in its output slot, copied before its next request: float32 values of the expected
-        shape, or a one-line reason why they are not there; None when the submission failed."""
+        """As :meth:`time_image` (the worker is sent the same request, and its output is copied the
+        same way), and that output kept: float32 values of the expected shape, or a one-line reason
+        why they are not there; None when the submission failed."""
         ...
 
-    def reserve_outputs(self, calls: Sequence[tuple[str, int]]) -> None:
-        """Before a round: make room for the outputs of these (name, image) calls, which the round
-        will keep, so that their copies inside the round write memory already in place."""
+    def reserve_outputs(self, calls: Sequence[tuple[str, int]], kept: Sequence[tuple[str, int]]) -> None:
+        """Before a round: make room for the outputs of its (name, image) ``calls``, of which it will
+        keep those in ``kept``, so that their copies inside the round write memory already in place."""
         ...
 
-    def output_pixels(self, name: str, values: np.ndarray, committed: bytes) -> np.ndarray | str:
-        """Kept ``values`` as uint8 pixels once they match the digest the timed reply committed
-        to; a one-line reason when they do not. The values are not used after this."""
+    def output_pixels(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Kept ``values`` as uint8 pixels; the values are not used after this."""
         ...
 
     def failed(self, name: str) -> bool: ...
@@ -213,8 +213,7 @@ def audit_requests(
             request = msg.TimeImage(image, timing.repeats, seed)
             answered = workers.time_keeping_output(name, request, "the output audit")
             if answered is not None:
-                reply, kept = answered
-                audit.rerun_output(name, image, _pixels(workers, name, kept, reply.digest))
+                audit.rerun_output(name, image, _pixels(workers, name, answered[1]))
         image, seed = audit.repeated_request()
         identical = msg.TimeImage(image, 1, seed)
         doing = "the repeated-input audit"
@@ -300,11 +299,11 @@ def _time_round(
     """One round: everyone in ``order`` warms up, then they take turns image by image; its log."""
     rounds = timing.rounds or timing.max_rounds
     dither_seed = derive_seed(run_seed, "dither", *subgroup.key, round_index, attempt)
-    if audit is not None:
-        kept_calls = [
-            (name, index) for index in range(images) for name in order if audit.keeps(round_index, index)
-        ]
-        workers.reserve_outputs(kept_calls)
+    calls = [(name, index) for index in range(images) for name in order]
+    kept_calls = [
+        (name, index) for name, index in calls if audit is not None and audit.keeps(round_index, index)
+    ]
+    workers.reserve_outputs(calls, kept_calls)
     for name in order:
         warmup = msg.WarmUp(
             timing.warmup_seconds,
@@ -317,7 +316,7 @@ def _time_round(
             timings[name].warmup_passes.append(passes)
             timings[name].latencies.append([])
     timed_ms = 0.0
-    drawn: list[tuple[str, int, int, np.ndarray | str, bytes]] = []  # checked after the round
+    drawn: list[tuple[str, int, int, np.ndarray | str]] = []  # quantised after the round
     started = clock()
     for index in range(images):
         for name in turn_order(order, index):
@@ -326,8 +325,8 @@ def _time_round(
             keep = audit is not None and audit.keeps(round_index, index)
             cpu_before = workers.cpu_seconds(name) if audit is not None else None  # for the audit only
             sent = clock()
-            # A drawn call's output is copied out of the slot with its reply (inside this window);
-            # the worker is sent the same request either way.
+            # Every call's output is copied out of the slot with its reply (inside this window), a
+            # drawn call's into memory the audit keeps: the worker sees no difference.
             kept: np.ndarray | str | None = None
             if keep:
                 answered_with = workers.time_keeping_output(name, request, doing)
@@ -343,7 +342,7 @@ def _time_round(
                 timed_ms += milliseconds
                 if audit is not None:
                     if kept is not None:
-                        drawn.append((name, index, request.dither_seed, kept, reply.digest))
+                        drawn.append((name, index, request.dither_seed, kept))
                     audit.observe(
                         name,
                         round_index=round_index,
@@ -359,11 +358,11 @@ def _time_round(
                 done = round_index * images + index + 1
                 progress(name, f"timing round {round_index + 1}/{rounds}", done, rounds * images)
     wall_ms = (clock() - started) * 1000.0
-    # Checked and quantised once the round's timed calls are over, so that between two of them
-    # only the copy of a drawn output out of its slot happens (the digest binds it meanwhile).
+    # Quantised once the round's timed calls are over, so that between two of them only the copy
+    # of an output out of its slot happens.
     if audit is not None:
-        for name, index, seed, values, digest in drawn:
-            audit.keep_output(name, round_index, index, seed, _pixels(workers, name, values, digest))
+        for name, index, seed, values in drawn:
+            audit.keep_output(name, round_index, index, seed, _pixels(workers, name, values))
     log = {
         "lane": subgroup.label,
         "order": list(order),
@@ -374,6 +373,6 @@ def _time_round(
     return log if subgroup.number == 0 else {**log, "subgroup": subgroup.number}
 
 
-def _pixels(workers: TimedWorkers, name: str, kept: np.ndarray | str, committed: bytes) -> np.ndarray | str:
+def _pixels(workers: TimedWorkers, name: str, kept: np.ndarray | str) -> np.ndarray | str:
     """A kept output as uint8 pixels, or the reason it cannot stand for the timed call's."""
-    return kept if isinstance(kept, str) else workers.output_pixels(name, kept, committed)
+    return kept if isinstance(kept, str) else workers.output_pixels(name, kept)

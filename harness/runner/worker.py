@@ -17,7 +17,7 @@ submission cannot change what the next one sees or how it is timed, and a crash 
   nothing but forward passes when told, each on a freshly dithered input (:mod:`harness.runner.dither`,
   from the seed the request carries) made outside the timed span: no call repeats an input, and
   there is no decoding, no metrics, no writes but one: after the timed span, each timed output
-  goes to the worker's output slot (:mod:`harness.runner.output_slot`), which its reply commits to.
+  goes to the worker's output slot (:mod:`harness.runner.output_slot`), which the coordinator copies out.
 """
 
 from __future__ import annotations
@@ -324,14 +324,13 @@ class SubmissionWorker:
         return msg.WarmedUp(passes)
 
     def time_image(self, request: msg.TimeImage) -> msg.ImageTimed:
-        """Time the image's repeats; the last one's output goes to the slot, and the reply commits to it.
+        """Time the image's repeats; the last one's output goes to the slot, and the reply says its shape.
 
-        After the timed span, every call's output is written to the output slot and the reply
-        carries its digest and shape: the coordinator copies the slot out for the calls its audit
-        drew (:mod:`harness.runner.audit`), before its next request, and reads nothing otherwise,
-        so the worker cannot tell a drawn call from another, nor change an output once answered.
-        Python threads the forward passes left running are counted: work done there is work no
-        timer saw.
+        After the timed span, the output is written to the output slot: the coordinator copies every
+        timed output out of it as soon as it reads the reply, before anything else, and keeps the
+        ones its audit drew (:mod:`harness.runner.audit`), so the worker cannot tell a drawn call
+        from another. Python threads the forward passes left running are counted: work done there
+        is work no timer saw.
         """
         assert self.timer is not None
         if self.slot is None:
@@ -354,7 +353,6 @@ class SubmissionWorker:
         return msg.ImageTimed(
             request.index,
             statistics.median(latencies),
-            msg.output_digest(values),
             threads_left,
             span=(started, ended),
             shape=values.shape,

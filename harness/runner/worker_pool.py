@@ -83,17 +83,17 @@ class WorkerPool:
             return None
         return reply
 
-    def ask_keeping_output(
-        self, entry: Entry, lane: Lane, request: msg.TimeImage, into: np.ndarray, doing: str
+    def ask_copying_output(
+        self, entry: Entry, lane: Lane, request: msg.TimeImage, into: np.ndarray, doing: str, keep: bool
     ) -> tuple[msg.Reply, np.ndarray | str | None] | None:
         """A timed request whose output is copied out of the worker's slot into ``into`` right after
-        its reply (:meth:`WorkerHandle.request_keeping_output`), as :meth:`ask` otherwise: None
-        when it failed."""
+        its reply (:meth:`WorkerHandle.request_copying_output`; ``keep``: whether the caller keeps
+        it), as :meth:`ask` otherwise: None when it failed."""
         if not entry.ok:
             return None
         answered = None
         with self._on_device(entry, lane, alone=False):
-            answered = self._worker(entry, lane).request_keeping_output(request, into, doing)
+            answered = self._worker(entry, lane).request_copying_output(request, into, doing, keep)
         if answered is not None and isinstance(answered[0], msg.Failed):
             self.fail(entry, answered[0].reason)
             return None
